@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# pvperf: top-level entry points. See README.md.
+#
+#   make          set up the host (once) and build QEMU with pvperf
+#   make demo     ... and show the device working
+#   make check    ... and run every test; ends with "N passed, N failed"
+#   make check-asan   the qtests on an AddressSanitizer+UBSan build
+
+SHELL := /bin/bash
+QEMU := build/qemu/qemu-system-x86_64
+
+.PHONY: all setup build demo check check-asan clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@scripts/build-qemu.sh
+
+demo: build
+	@scripts/demo.sh
+
+check: build
+	@scripts/run-tests.sh
+
+check-asan: setup
+	@PVPERF_ASAN=1 scripts/build-qemu.sh
+	@PVPERF_QEMU_BUILD=build/qemu-asan scripts/run-tests.sh qtest
+
+clean:
+	rm -rf build

@@ -1,0 +1,751 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * pvperf: a PCI device that gives the guest access to host performance
+ * events (perf_event_open(2) on the vCPU threads), chosen from a catalog
+ * of libpfm4 event names that the host configures.
+ *
+ * The guest/host ABI is docs/pvperf.rst; the constants live in
+ * include/hw/misc/pvperf.h, shared with the qtest and the guest driver.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/module.h"
+#include "qemu/cutils.h"
+#include "qapi/error.h"
+#include "hw/pci/pci_device.h"
+#include "hw/pci/msi.h"
+#include "hw/qdev-properties.h"
+#include "hw/boards.h"
+#include "migration/vmstate.h"
+#include "system/kvm.h"
+#include "hw/misc/pvperf.h"
+#include "trace/trace-pvperf_hw_misc.h"
+
+#include <perfmon/pfmlib_perf_event.h>
+#include <sys/syscall.h>
+
+OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
+
+#define PVPERF_DEFAULT_EVENTS \
+    "task-clock,context-switches,cpu-migrations,page-faults,major-faults," \
+    "cycles,instructions,kvm:kvm_exit"
+
+#define PVPERF_MAX_SLOTS_LIMIT      65536
+#define PVPERF_REFRESH_MS_LIMIT     60000
+
+/* The features this build implements (docs/pvperf.rst, revision history) */
+#define PVPERF_FEATURES             PVPERF_F_IO_DOORBELL
+
+/* Command argument registers, CMD_VCPU .. CMD_PERIOD_HI, as an array */
+#define PVPERF_CMD_FIRST            PVPERF_REG_CMD_VCPU
+#define PVPERF_CMD_NREGS \
+    ((PVPERF_REG_CMD_PERIOD_HI - PVPERF_REG_CMD_VCPU) / 4 + 1)
+#define PVPERF_CMD_IDX(reg)         (((reg) - PVPERF_CMD_FIRST) / 4)
+
+typedef struct PVPerfEvent {
+    char name[PVPERF_NAME_SIZE];
+    struct perf_event_attr attr;
+    uint32_t kind;              /* enum pvperf_kind */
+    bool available;
+    int probe_errno;            /* positive errno when unavailable */
+    char *reason;               /* why unavailable, for management */
+} PVPerfEvent;
+
+struct PVPerfState {
+    PCIDevice parent_obj;
+
+    MemoryRegion mmio;
+    MemoryRegion io;
+
+    /* properties */
+    char *events;
+    uint32_t slots_per_vcpu;
+    uint32_t max_slots;
+    uint32_t refresh_ms;
+
+    /* catalog, fixed at realize */
+    PVPerfEvent catalog[PVPERF_CATALOG_MAX];
+    uint32_t catalog_count;
+    uint32_t catalog_hash;      /* of the names, to check on migration */
+    uint32_t nr_vcpus;
+
+    /* guest-visible registers */
+    uint32_t driver_features;
+    uint32_t catalog_select;
+    uint32_t cmd[PVPERF_CMD_NREGS];
+    uint32_t status;
+    uint32_t host_errno;
+
+    /* migration only: the source's catalog_hash */
+    uint32_t incoming_catalog_hash;
+};
+
+/* Catalog ------------------------------------------------------------- */
+
+static bool pvperf_name_char_ok(char c)
+{
+    return g_ascii_isalnum(c) || c == '_' || c == '.' || c == ':' || c == '-';
+}
+
+static uint32_t pvperf_kind_of(uint32_t perf_type)
+{
+    switch (perf_type) {
+    case PERF_TYPE_HARDWARE:
+        return PVPERF_KIND_HARDWARE;
+    case PERF_TYPE_SOFTWARE:
+        return PVPERF_KIND_SOFTWARE;
+    case PERF_TYPE_TRACEPOINT:
+        return PVPERF_KIND_TRACEPOINT;
+    case PERF_TYPE_HW_CACHE:
+        return PVPERF_KIND_HW_CACHE;
+    case PERF_TYPE_RAW:
+        return PVPERF_KIND_RAW;
+    default:
+        return PVPERF_KIND_OTHER;
+    }
+}
+
+static bool pvperf_kind_is_cpu_pmu(uint32_t kind)
+{
+    return kind == PVPERF_KIND_HARDWARE || kind == PVPERF_KIND_HW_CACHE ||
+           kind == PVPERF_KIND_RAW;
+}
+
+/* "subsystem:event" with one colon: the form of a tracepoint name */
+static bool pvperf_looks_like_tracepoint(const char *name)
+{
+    const char *colon = strchr(name, ':');
+
+    return colon && colon != name && colon[1] && colon[1] != ':' &&
+           !strchr(colon + 1, ':');
+}
+
+static void pvperf_set_unavailable(PVPerfEvent *ev, int err,
+                                   const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void pvperf_set_unavailable(PVPerfEvent *ev, int err,
+                                   const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    ev->available = false;
+    ev->probe_errno = err;
+    g_free(ev->reason);
+    ev->reason = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * The host's policy for an event's attribute (docs/pvperf.rst, "Which
+ * host event a slot is"): nothing here comes from the guest.
+ */
+static void pvperf_apply_policy(PVPerfEvent *ev)
+{
+    struct perf_event_attr *attr = &ev->attr;
+
+    attr->size = sizeof(*attr);
+    attr->disabled = 1;
+    attr->inherit = 0;
+    attr->pinned = 0;
+    attr->exclusive = 0;
+    attr->read_format = PERF_FORMAT_TOTAL_TIME_ENABLED |
+                        PERF_FORMAT_TOTAL_TIME_RUNNING;
+    attr->sample_period = 0;
+    attr->sample_type = 0;
+    attr->exclude_user = 0;
+    attr->exclude_kernel = 0;
+    attr->exclude_hv = 1;
+    attr->exclude_idle = 0;
+    attr->exclude_guest = 0;
+    attr->exclude_host = kvm_enabled() && pvperf_kind_is_cpu_pmu(ev->kind);
+}
+
+static int pvperf_perf_event_open(struct perf_event_attr *attr, pid_t tid,
+                                  int group_fd)
+{
+    long fd = syscall(SYS_perf_event_open, attr, tid, -1, group_fd,
+                      PERF_FLAG_FD_CLOEXEC);
+
+    return fd < 0 ? -errno : (int)fd;
+}
+
+/* Can the host count this event on one of its threads? */
+static void pvperf_probe(PVPerfEvent *ev)
+{
+    int fd = pvperf_perf_event_open(&ev->attr, 0, -1);
+
+    if (fd < 0) {
+        const char *why = "";
+
+        if (fd == -ENOENT || fd == -EOPNOTSUPP || fd == -ENODEV) {
+            why = pvperf_kind_is_cpu_pmu(ev->kind) ?
+                  ": the host has no hardware PMU for it" :
+                  ": the host kernel does not provide it";
+        } else if (fd == -EACCES || fd == -EPERM) {
+            why = ": not permitted (host privileges or "
+                  "/proc/sys/kernel/perf_event_paranoid)";
+        }
+        pvperf_set_unavailable(ev, -fd, "perf_event_open: %s%s",
+                               strerror(-fd), why);
+        return;
+    }
+    close(fd);
+    ev->available = true;
+    ev->probe_errno = 0;
+}
+
+/*
+ * Resolve one name with libpfm4 into ev. A name libpfm4 does not know is
+ * an error when the user configured it; in the default catalog it only
+ * makes the entry unavailable (the default must work on every host).
+ */
+static bool pvperf_resolve(PVPerfEvent *ev, bool user_given, Error **errp)
+{
+    pfm_perf_encode_arg_t arg = { 0 };
+    int ret;
+
+    memset(&ev->attr, 0, sizeof(ev->attr));
+    arg.attr = &ev->attr;
+    arg.size = sizeof(arg);
+    ret = pfm_get_os_event_encoding(ev->name, PFM_PLM0 | PFM_PLM3,
+                                    PFM_OS_PERF_EVENT, &arg);
+    if (ret == PFM_ERR_NOTFOUND && pvperf_looks_like_tracepoint(ev->name) &&
+        access("/sys/kernel/debug/tracing/events", F_OK) != 0) {
+        /* libpfm4 reads tracepoints from debugfs only */
+        ev->kind = PVPERF_KIND_TRACEPOINT;
+        pvperf_set_unavailable(ev, ENOENT,
+                               "tracepoints need debugfs mounted at "
+                               "/sys/kernel/debug (libpfm4 reads them there)");
+        return true;
+    }
+    if (ret != PFM_SUCCESS) {
+        if (user_given) {
+            error_setg(errp, "event '%s': %s in libpfm4", ev->name,
+                       ret == PFM_ERR_NOTFOUND ? "not found" :
+                       pfm_strerror(ret));
+            return false;
+        }
+        ev->kind = PVPERF_KIND_OTHER;
+        pvperf_set_unavailable(ev, ENOENT, "libpfm4: %s", pfm_strerror(ret));
+        return true;
+    }
+    ev->kind = pvperf_kind_of(ev->attr.type);
+    pvperf_apply_policy(ev);
+    pvperf_probe(ev);
+    return true;
+}
+
+static uint32_t pvperf_hash_names(PVPerfState *s)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a over "name\0name\0..." */
+
+    for (uint32_t i = 0; i < s->catalog_count; i++) {
+        const char *p = s->catalog[i].name;
+
+        do {
+            h = (h ^ (uint8_t)*p) * 16777619u;
+        } while (*p++);
+    }
+    return h;
+}
+
+static bool pvperf_build_catalog(PVPerfState *s, Error **errp)
+{
+    bool user_given = s->events != NULL;
+    const char *list = user_given ? s->events : PVPERF_DEFAULT_EVENTS;
+    g_auto(GStrv) names = g_strsplit(list, ",", -1);
+    uint32_t n = g_strv_length(names);
+    int ret;
+
+    if (n == 0 || (n == 1 && !names[0][0])) {
+        error_setg(errp, "events: the catalog is empty");
+        return false;
+    }
+    if (n > PVPERF_CATALOG_MAX) {
+        error_setg(errp, "events: %u names, at most %d are allowed",
+                   n, PVPERF_CATALOG_MAX);
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const char *name = names[i];
+        size_t len = strlen(name);
+
+        if (len == 0) {
+            error_setg(errp, "events: name %u is empty", i + 1);
+            return false;
+        }
+        if (len >= PVPERF_NAME_SIZE) {
+            error_setg(errp, "events: name '%s' is %zu bytes, at most %d "
+                       "are allowed", name, len, PVPERF_NAME_SIZE - 1);
+            return false;
+        }
+        for (size_t j = 0; j < len; j++) {
+            if (!pvperf_name_char_ok(name[j])) {
+                error_setg(errp, "events: name '%s' has character '%c'; "
+                           "names use [A-Za-z0-9_.:-]", name, name[j]);
+                return false;
+            }
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (!strcmp(names[j], name)) {
+                error_setg(errp, "events: '%s' is listed twice", name);
+                return false;
+            }
+        }
+    }
+
+    ret = pfm_initialize();
+    if (ret != PFM_SUCCESS) {
+        error_setg(errp, "libpfm4 initialization failed: %s",
+                   pfm_strerror(ret));
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        PVPerfEvent *ev = &s->catalog[i];
+
+        pstrcpy(ev->name, sizeof(ev->name), names[i]);
+        if (!pvperf_resolve(ev, user_given, errp)) {
+            return false;
+        }
+        s->catalog_count = i + 1;
+        trace_pvperf_catalog_entry(i, ev->name, ev->attr.type,
+                                   ev->attr.config, ev->available,
+                                   ev->probe_errno);
+    }
+    s->catalog_hash = pvperf_hash_names(s);
+    return true;
+}
+
+static void pvperf_free_catalog(PVPerfState *s)
+{
+    for (uint32_t i = 0; i < s->catalog_count; i++) {
+        g_clear_pointer(&s->catalog[i].reason, g_free);
+    }
+    s->catalog_count = 0;
+}
+
+/* Commands ------------------------------------------------------------ */
+
+static void pvperf_reset_cmd_regs(PVPerfState *s)
+{
+    memset(s->cmd, 0, sizeof(s->cmd));
+    s->cmd[PVPERF_CMD_IDX(PVPERF_REG_CMD_VCPU)] = PVPERF_VCPU_SELF;
+    s->cmd[PVPERF_CMD_IDX(PVPERF_REG_CMD_GROUP)] = PVPERF_NO_GROUP;
+}
+
+static const char *pvperf_cmd_name(uint32_t cmd)
+{
+    static const char *const names[] = {
+        [PVPERF_CMD_NOP] = "NOP",
+        [PVPERF_CMD_RESET] = "RESET",
+        [PVPERF_CMD_SET_PAGE] = "SET_PAGE",
+        [PVPERF_CMD_OPEN] = "OPEN",
+        [PVPERF_CMD_CLOSE] = "CLOSE",
+        [PVPERF_CMD_ENABLE] = "ENABLE",
+        [PVPERF_CMD_DISABLE] = "DISABLE",
+        [PVPERF_CMD_READ] = "READ",
+        [PVPERF_CMD_ACK_OVERFLOW] = "ACK_OVERFLOW",
+    };
+
+    return cmd < ARRAY_SIZE(names) ? names[cmd] : "unknown";
+}
+
+static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
+{
+    uint32_t status;
+
+    s->host_errno = 0;
+    switch (cmd) {
+    case PVPERF_CMD_NOP:
+        status = PVPERF_ST_OK;
+        break;
+    case PVPERF_CMD_RESET:
+        pvperf_reset_cmd_regs(s);
+        status = PVPERF_ST_OK;
+        break;
+    case PVPERF_CMD_SET_PAGE:
+    case PVPERF_CMD_OPEN:
+    case PVPERF_CMD_CLOSE:
+    case PVPERF_CMD_ENABLE:
+    case PVPERF_CMD_DISABLE:
+    case PVPERF_CMD_READ:
+    case PVPERF_CMD_ACK_OVERFLOW:
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: command %s needs feature "
+                      "COUNTING, which this device does not have\n",
+                      __func__, pvperf_cmd_name(cmd));
+        status = PVPERF_ST_UNSUPPORTED;
+        break;
+    default:
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: unknown command 0x%x\n",
+                      __func__, cmd);
+        status = PVPERF_ST_BAD_COMMAND;
+        break;
+    }
+    s->status = status;
+    trace_pvperf_command(pvperf_cmd_name(cmd), cmd, status, s->host_errno);
+}
+
+/* Registers ----------------------------------------------------------- */
+
+static const PVPerfEvent *pvperf_selected(PVPerfState *s)
+{
+    return s->catalog_select < s->catalog_count ?
+           &s->catalog[s->catalog_select] : NULL;
+}
+
+static uint32_t pvperf_read_name(PVPerfState *s, hwaddr off)
+{
+    const PVPerfEvent *ev = pvperf_selected(s);
+    uint32_t val = 0;
+
+    if (ev) {
+        /* name[] is NUL-padded to PVPERF_NAME_SIZE: see pvperf_resolve */
+        val = ldl_le_p(ev->name + off);
+    }
+    return val;
+}
+
+static bool pvperf_access_ok(hwaddr addr, unsigned size, bool write)
+{
+    if (size != 4 || (addr & 3)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: %u-byte %s at 0x%" HWADDR_PRIx
+                      ": registers take aligned 32-bit accesses only\n",
+                      __func__, size, write ? "write" : "read", addr);
+        return false;
+    }
+    return true;
+}
+
+static uint64_t pvperf_mmio_read(void *opaque, hwaddr addr, unsigned size)
+{
+    PVPerfState *s = opaque;
+    const PVPerfEvent *ev;
+    uint64_t val = 0;
+
+    if (!pvperf_access_ok(addr, size, false)) {
+        return 0;
+    }
+    switch (addr) {
+    case PVPERF_REG_MAGIC:
+        val = PVPERF_MAGIC;
+        break;
+    case PVPERF_REG_VERSION:
+        val = PVPERF_VERSION;
+        break;
+    case PVPERF_REG_FEATURES:
+        val = PVPERF_FEATURES;
+        break;
+    case PVPERF_REG_DRIVER_FEATURES:
+        val = s->driver_features;
+        break;
+    case PVPERF_REG_NR_VCPUS:
+        val = s->nr_vcpus;
+        break;
+    case PVPERF_REG_SLOTS_PER_VCPU:
+        val = s->slots_per_vcpu;
+        break;
+    case PVPERF_REG_MAX_SLOTS:
+        val = s->max_slots;
+        break;
+    case PVPERF_REG_REFRESH_MS:
+        val = s->refresh_ms;
+        break;
+    case PVPERF_REG_CATALOG_COUNT:
+        val = s->catalog_count;
+        break;
+    case PVPERF_REG_CATALOG_SELECT:
+        val = s->catalog_select;
+        break;
+    case PVPERF_REG_CATALOG_INFO:
+        ev = pvperf_selected(s);
+        if (ev) {
+            val = ev->kind | (ev->available ? PVPERF_INFO_AVAILABLE : 0);
+        }
+        break;
+    case PVPERF_REG_CATALOG_ERRNO:
+        ev = pvperf_selected(s);
+        val = ev ? ev->probe_errno : 0;
+        break;
+    case PVPERF_REG_CMD_VCPU ... PVPERF_REG_CMD_FLAGS:
+    case PVPERF_REG_CMD_MASK_LO ... PVPERF_REG_CMD_PERIOD_HI:
+        val = s->cmd[PVPERF_CMD_IDX(addr)];
+        break;
+    case PVPERF_REG_DOORBELL:
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: DOORBELL is write-only\n",
+                      __func__);
+        break;
+    case PVPERF_REG_STATUS:
+        val = s->status;
+        break;
+    case PVPERF_REG_HOST_ERRNO:
+        val = s->host_errno;
+        break;
+    case PVPERF_REG_CATALOG_NAME ...
+         PVPERF_REG_CATALOG_NAME + PVPERF_NAME_SIZE - 1:
+        val = pvperf_read_name(s, addr - PVPERF_REG_CATALOG_NAME);
+        break;
+    default:
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: read of undefined offset 0x%"
+                      HWADDR_PRIx "\n", __func__, addr);
+        break;
+    }
+    trace_pvperf_mmio_read(addr, val);
+    return val;
+}
+
+static void pvperf_mmio_write(void *opaque, hwaddr addr, uint64_t val,
+                              unsigned size)
+{
+    PVPerfState *s = opaque;
+
+    if (!pvperf_access_ok(addr, size, true)) {
+        return;
+    }
+    trace_pvperf_mmio_write(addr, val);
+    switch (addr) {
+    case PVPERF_REG_DRIVER_FEATURES:
+        /* unknown bits are ignored, not an error (compatibility rule) */
+        s->driver_features = val & PVPERF_FEATURES;
+        break;
+    case PVPERF_REG_CATALOG_SELECT:
+        s->catalog_select = val;
+        if (val >= s->catalog_count) {
+            qemu_log_mask(LOG_GUEST_ERROR, "%s: CATALOG_SELECT %" PRIu64
+                          " is beyond the catalog's %u entries\n",
+                          __func__, val, s->catalog_count);
+        }
+        break;
+    case PVPERF_REG_CMD_VCPU ... PVPERF_REG_CMD_FLAGS:
+    case PVPERF_REG_CMD_MASK_LO ... PVPERF_REG_CMD_PERIOD_HI:
+        s->cmd[PVPERF_CMD_IDX(addr)] = val;
+        break;
+    case PVPERF_REG_DOORBELL:
+        pvperf_doorbell(s, val);
+        break;
+    case PVPERF_REG_MAGIC:
+    case PVPERF_REG_VERSION:
+    case PVPERF_REG_FEATURES:
+    case PVPERF_REG_NR_VCPUS ... PVPERF_REG_CATALOG_COUNT:
+    case PVPERF_REG_CATALOG_INFO:
+    case PVPERF_REG_CATALOG_ERRNO:
+    case PVPERF_REG_STATUS:
+    case PVPERF_REG_HOST_ERRNO:
+    case PVPERF_REG_CATALOG_NAME ...
+         PVPERF_REG_CATALOG_NAME + PVPERF_NAME_SIZE - 1:
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: write to read-only register 0x%"
+                      HWADDR_PRIx " ignored\n", __func__, addr);
+        break;
+    default:
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: write to undefined offset 0x%"
+                      HWADDR_PRIx " ignored\n", __func__, addr);
+        break;
+    }
+}
+
+static const MemoryRegionOps pvperf_mmio_ops = {
+    .read = pvperf_mmio_read,
+    .write = pvperf_mmio_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    /* every size reaches us, so that bad ones are logged and dropped here */
+    .valid = { .min_access_size = 1, .max_access_size = 8, .unaligned = true },
+    .impl = { .min_access_size = 1, .max_access_size = 8, .unaligned = true },
+};
+
+static uint64_t pvperf_io_read(void *opaque, hwaddr addr, unsigned size)
+{
+    qemu_log_mask(LOG_GUEST_ERROR, "%s: the I/O doorbell is write-only\n",
+                  __func__);
+    return 0;
+}
+
+static void pvperf_io_write(void *opaque, hwaddr addr, uint64_t val,
+                            unsigned size)
+{
+    if (addr != PVPERF_IO_DOORBELL || size != 4) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: %u-byte write at 0x%" HWADDR_PRIx
+                      ": the doorbell takes 32-bit writes at 0\n",
+                      __func__, size, addr);
+        return;
+    }
+    trace_pvperf_io_doorbell(val);
+    pvperf_doorbell(opaque, val);
+}
+
+static const MemoryRegionOps pvperf_io_ops = {
+    .read = pvperf_io_read,
+    .write = pvperf_io_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 1, .max_access_size = 4, .unaligned = true },
+    .impl = { .min_access_size = 1, .max_access_size = 4, .unaligned = true },
+};
+
+/* Device -------------------------------------------------------------- */
+
+static void pvperf_reset_hold(Object *obj, ResetType type)
+{
+    PVPerfState *s = PVPERF(obj);
+
+    s->driver_features = 0;
+    s->catalog_select = 0;
+    pvperf_reset_cmd_regs(s);
+    s->status = PVPERF_ST_OK;
+    s->host_errno = 0;
+    trace_pvperf_reset();
+}
+
+static bool pvperf_check_limits(PVPerfState *s, Error **errp)
+{
+    if (s->slots_per_vcpu < 1 || s->slots_per_vcpu > PVPERF_SLOTS_MAX) {
+        error_setg(errp, "slots-per-vcpu must be 1 to %d, not %u",
+                   PVPERF_SLOTS_MAX, s->slots_per_vcpu);
+        return false;
+    }
+    if (s->max_slots < 1 || s->max_slots > PVPERF_MAX_SLOTS_LIMIT) {
+        error_setg(errp, "max-slots must be 1 to %d, not %u",
+                   PVPERF_MAX_SLOTS_LIMIT, s->max_slots);
+        return false;
+    }
+    if (s->refresh_ms > PVPERF_REFRESH_MS_LIMIT) {
+        error_setg(errp, "refresh-ms must be at most %d (0 = off), not %u",
+                   PVPERF_REFRESH_MS_LIMIT, s->refresh_ms);
+        return false;
+    }
+    return true;
+}
+
+static void pvperf_realize(PCIDevice *pdev, Error **errp)
+{
+    ERRP_GUARD();
+    PVPerfState *s = PVPERF(pdev);
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    s->nr_vcpus = ms->smp.max_cpus;
+    if (!pvperf_check_limits(s, errp) || !pvperf_build_catalog(s, errp)) {
+        pvperf_free_catalog(s);
+        error_prepend(errp, "pvperf: ");
+        return;
+    }
+
+    pci_config_set_interrupt_pin(pdev->config, 0);
+    if (msi_init(pdev, 0, 1, true, false, errp)) {
+        pvperf_free_catalog(s);
+        return;
+    }
+
+    memory_region_init_io(&s->mmio, OBJECT(s), &pvperf_mmio_ops, s,
+                          "pvperf-mmio", PVPERF_MMIO_SIZE);
+    pci_register_bar(pdev, PVPERF_MMIO_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
+                     &s->mmio);
+    memory_region_init_io(&s->io, OBJECT(s), &pvperf_io_ops, s,
+                          "pvperf-io", PVPERF_IO_SIZE);
+    pci_register_bar(pdev, PVPERF_IO_BAR, PCI_BASE_ADDRESS_SPACE_IO, &s->io);
+
+    pvperf_reset_cmd_regs(s);
+    trace_pvperf_realize(s->catalog_count, s->nr_vcpus);
+}
+
+static void pvperf_exit(PCIDevice *pdev)
+{
+    PVPerfState *s = PVPERF(pdev);
+
+    msi_uninit(pdev);
+    pvperf_free_catalog(s);
+}
+
+static int pvperf_pre_save(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    s->incoming_catalog_hash = s->catalog_hash;
+    return 0;
+}
+
+static int pvperf_post_load(void *opaque, int version_id)
+{
+    PVPerfState *s = opaque;
+
+    if (s->incoming_catalog_hash != s->catalog_hash) {
+        error_report("pvperf: the migration source has another event "
+                     "catalog (events property) than this destination");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const VMStateDescription vmstate_pvperf = {
+    .name = "pvperf",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = pvperf_pre_save,
+    .post_load = pvperf_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, PVPerfState),
+        VMSTATE_UINT32(incoming_catalog_hash, PVPerfState),
+        VMSTATE_UINT32(driver_features, PVPerfState),
+        VMSTATE_UINT32(catalog_select, PVPerfState),
+        VMSTATE_UINT32_ARRAY(cmd, PVPerfState, PVPERF_CMD_NREGS),
+        VMSTATE_UINT32(status, PVPerfState),
+        VMSTATE_UINT32(host_errno, PVPerfState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const Property pvperf_properties[] = {
+    DEFINE_PROP_STRING("events", PVPerfState, events),
+    DEFINE_PROP_UINT32("slots-per-vcpu", PVPerfState, slots_per_vcpu,
+                       PVPERF_SLOTS_MAX),
+    DEFINE_PROP_UINT32("max-slots", PVPerfState, max_slots, 1024),
+    DEFINE_PROP_UINT32("refresh-ms", PVPerfState, refresh_ms, 0),
+};
+
+static void pvperf_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *pc = PCI_DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
+
+    pc->realize = pvperf_realize;
+    pc->exit = pvperf_exit;
+    pc->vendor_id = PVPERF_PCI_VENDOR_ID;
+    pc->device_id = PVPERF_PCI_DEVICE_ID;
+    pc->subsystem_vendor_id = PVPERF_PCI_SUBVENDOR_ID;
+    pc->subsystem_id = PVPERF_PCI_SUBDEVICE_ID;
+    pc->revision = PVPERF_PCI_REVISION;
+    pc->class_id = PVPERF_PCI_CLASS;
+
+    rc->phases.hold = pvperf_reset_hold;
+    dc->desc = "Paravirtual host performance events (perf_event_open)";
+    dc->vmsd = &vmstate_pvperf;
+    device_class_set_props(dc, pvperf_properties);
+    object_class_property_set_description(klass, "events",
+        "catalog: comma-separated libpfm4 event names (double each comma "
+        "on the command line); default " PVPERF_DEFAULT_EVENTS);
+    object_class_property_set_description(klass, "slots-per-vcpu",
+        "slots each vCPU may open, 1-64");
+    object_class_property_set_description(klass, "max-slots",
+        "open slots over all vCPUs, 1-65536");
+    object_class_property_set_description(klass, "refresh-ms",
+        "refresh enabled slots in the count pages every N ms, 0 = off");
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+}
+
+static const TypeInfo pvperf_info = {
+    .name = TYPE_PVPERF,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(PVPerfState),
+    .class_init = pvperf_class_init,
+    .interfaces = (const InterfaceInfo[]) {
+        { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+        { }
+    },
+};
+
+static void pvperf_register_types(void)
+{
+    type_register_static(&pvperf_info);
+}
+
+type_init(pvperf_register_types)
