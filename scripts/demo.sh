@@ -12,5 +12,6 @@ echo
 echo "== $qemu -device pvperf,help"
 "$qemu" -device pvperf,help | grep -v '^ *\(addr\|failover_pair_id\|multifunction\|romfile\|romsize\|rombar\|x-\|busnr\|acpi-index\|sriov\)'
 echo
-echo "== the device as the guest sees it (default catalog)"
-"$top/scripts/pvperf-catalog" --qemu "$qemu"
+echo "== the device as the guest sees it (default catalog), then counting"
+echo "== host events of vCPU 0 from the guest's side for 1 s"
+"$top/scripts/pvperf-catalog" --qemu "$qemu" --count 1

@@ -58,30 +58,34 @@ suite_patches() {
 }
 
 suite_qtest() {
-    local log="$logdir/qtest.log" line
-    if [ ! -x "$build/tests/qtest/pvperf-test" ]; then
-        fail "qtest: $build/tests/qtest/pvperf-test is not built"
+    local bin="$build/tests/qtest/pvperf-test" path log rc
+    if [ ! -x "$bin" ]; then
+        fail "qtest: $bin is not built"
         return
     fi
-    QTEST_QEMU_BINARY="$qemu" timeout 1200 \
-        "$build/tests/qtest/pvperf-test" --tap > "$log" 2>&1
-    local rc=$?
-    while IFS= read -r line; do
-        case "$line" in
-        "ok "*"# SKIP"*) skip "qtest${line#ok [0-9]*}" ;;
-        "ok "*) pass "qtest ${line#ok [0-9]* }" ;;
-        "not ok "*) fail "qtest ${line#not ok [0-9]* }" ;;
-        esac
-    done < "$log"
-    if [ $rc -ne 0 ]; then
-        fail "qtest: pvperf-test exited $rc (log: $log)"
-        grep -E 'ERROR|Bail|assert' "$log" | head -10 | sed 's/^/    /'
-    fi
+    # One process per test case, so that one failure does not hide the rest.
+    for path in $(QTEST_QEMU_BINARY="$qemu" "$bin" -l | grep '^/'); do
+        log="$logdir/qtest${path//\//_}.log"
+        QTEST_QEMU_BINARY="$qemu" timeout 600 "$bin" --tap -p "$path" \
+            > "$log" 2>&1
+        rc=$?
+        if [ $rc -ne 0 ] || grep -q '^not ok' "$log"; then
+            fail "qtest $path (exit $rc, log: $log)"
+            grep -E 'ERROR|Bail|assert' "$log" | head -5 | sed 's/^/    /'
+        elif grep -q '^ok .*# SKIP' "$log"; then
+            skip "qtest $path: $(grep -o '# SKIP.*' "$log" | head -1)"
+        elif grep -q '^ok ' "$log"; then
+            pass "qtest $path"
+        else
+            fail "qtest $path: no result (log: $log)"
+        fi
+    done
 }
 
 suite_demo() {
     local log="$logdir/demo.log"
     run demo/catalog scripts/pvperf-catalog --qemu "$qemu"
+    run demo/count scripts/pvperf-catalog --qemu "$qemu" --count 0.2
     if scripts/pvperf-catalog --qemu "$qemu" "events=task-clock,,nosuchevent" \
             > "$log" 2>&1; then
         fail "demo/unknown-event-rejected (QEMU started)"

@@ -19,11 +19,17 @@
 #include "hw/qdev-properties.h"
 #include "hw/boards.h"
 #include "migration/vmstate.h"
+#include "migration/blocker.h"
+#include "qemu/timer.h"
+#include "qemu/bitops.h"
+#include "qemu/host-utils.h"
+#include "hw/core/cpu.h"
 #include "system/kvm.h"
 #include "hw/misc/pvperf.h"
 #include "trace/trace-pvperf_hw_misc.h"
 
 #include <perfmon/pfmlib_perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
@@ -36,7 +42,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
 #define PVPERF_REFRESH_MS_LIMIT     60000
 
 /* The features this build implements (docs/pvperf.rst, revision history) */
-#define PVPERF_FEATURES             PVPERF_F_IO_DOORBELL
+#define PVPERF_FEATURES \
+    (PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL)
 
 /* Command argument registers, CMD_VCPU .. CMD_PERIOD_HI, as an array */
 #define PVPERF_CMD_FIRST            PVPERF_REG_CMD_VCPU
@@ -52,6 +59,37 @@ typedef struct PVPerfEvent {
     int probe_errno;            /* positive errno when unavailable */
     char *reason;               /* why unavailable, for management */
 } PVPerfEvent;
+
+/* One open host event: (vCPU, slot) in the guest's terms */
+typedef struct PVPerfSlot {
+    int fd;                     /* perf_event_open fd, -1 when closed */
+    uint64_t id;                /* PERF_EVENT_IOC_ID, to parse group reads */
+    uint32_t event;             /* catalog index */
+    uint32_t leader;            /* leader slot, or PVPERF_NO_GROUP */
+    bool enabled;
+    bool read_error;
+    uint32_t seq;               /* seqlock of the slot's record */
+    /* the last values written to the guest */
+    uint64_t count;
+    uint64_t time_enabled;
+    uint64_t time_running;
+    uint64_t overflows;
+} PVPerfSlot;
+
+typedef struct PVPerfVcpu {
+    uint64_t page;              /* count page GPA, 0 = none */
+    uint64_t open;              /* bit n: slot n is open */
+    uint32_t hdr_seq;           /* seqlock of overflow_pending */
+    uint64_t overflow_pending;
+    PVPerfSlot slot[PVPERF_SLOTS_MAX];
+} PVPerfVcpu;
+
+typedef struct PVPerfHostError {
+    const char *what;           /* NULL: none yet */
+    uint32_t vcpu;
+    uint32_t slot;
+    int err;
+} PVPerfHostError;
 
 struct PVPerfState {
     PCIDevice parent_obj;
@@ -77,6 +115,13 @@ struct PVPerfState {
     uint32_t cmd[PVPERF_CMD_NREGS];
     uint32_t status;
     uint32_t host_errno;
+
+    /* slot table: nr_vcpus pointers, each allocated on first use */
+    PVPerfVcpu **vcpu;
+    uint32_t open_slots;
+    PVPerfHostError last_error;
+    QEMUTimer *refresh_timer;
+    Error *migration_blocker;
 
     /* migration only: the source's catalog_hash */
     uint32_t incoming_catalog_hash;
@@ -151,8 +196,10 @@ static void pvperf_apply_policy(PVPerfEvent *ev)
     attr->inherit = 0;
     attr->pinned = 0;
     attr->exclusive = 0;
+    /* every slot is read as a group (of one, or with its members) */
     attr->read_format = PERF_FORMAT_TOTAL_TIME_ENABLED |
-                        PERF_FORMAT_TOTAL_TIME_RUNNING;
+                        PERF_FORMAT_TOTAL_TIME_RUNNING |
+                        PERF_FORMAT_GROUP | PERF_FORMAT_ID;
     attr->sample_period = 0;
     attr->sample_type = 0;
     attr->exclude_user = 0;
@@ -327,6 +374,595 @@ static void pvperf_free_catalog(PVPerfState *s)
     s->catalog_count = 0;
 }
 
+/* Slots and count pages --------------------------------------------- */
+
+#define CMD(s, reg)     ((s)->cmd[PVPERF_CMD_IDX(PVPERF_REG_CMD_##reg)])
+
+static uint64_t pvperf_cmd64(PVPerfState *s, uint32_t lo_reg)
+{
+    return deposit64(s->cmd[PVPERF_CMD_IDX(lo_reg)], 32, 32,
+                     s->cmd[PVPERF_CMD_IDX(lo_reg + 4)]);
+}
+
+static uint64_t pvperf_slot_bits(PVPerfState *s)
+{
+    return MAKE_64BIT_MASK(0, s->slots_per_vcpu);
+}
+
+static bool pvperf_is_member(const PVPerfSlot *sl)
+{
+    return sl->leader != PVPERF_NO_GROUP;
+}
+
+/* Slots whose leader is @n on this vCPU */
+static uint64_t pvperf_members(PVPerfVcpu *vc, uint32_t n)
+{
+    uint64_t m = 0;
+
+    for (uint64_t open = vc->open; open; open &= open - 1) {
+        uint32_t i = ctz64(open);
+
+        if (vc->slot[i].leader == n) {
+            m |= 1ull << i;
+        }
+    }
+    return m;
+}
+
+static MemTxAttrs pvperf_attrs(void)
+{
+    return MEMTXATTRS_UNSPECIFIED;
+}
+
+static void pvperf_fill_record(PVPerfVcpu *vc, uint32_t n,
+                               struct pvperf_slot_record *rec)
+{
+    PVPerfSlot *sl = &vc->slot[n];
+    uint32_t flags = 0;
+
+    if (vc->open & (1ull << n)) {
+        flags |= PVPERF_SLOT_OPEN;
+        flags |= sl->enabled ? PVPERF_SLOT_ENABLED : 0;
+        flags |= sl->read_error ? PVPERF_SLOT_READ_ERROR : 0;
+    }
+    rec->seq = cpu_to_le32(sl->seq);
+    rec->flags = cpu_to_le32(flags);
+    rec->count = cpu_to_le64(sl->count);
+    rec->time_enabled = cpu_to_le64(sl->time_enabled);
+    rec->time_running = cpu_to_le64(sl->time_running);
+    rec->overflows = cpu_to_le64(sl->overflows);
+    rec->reserved = 0;
+}
+
+static void pvperf_dma_failed(PVPerfState *s, uint32_t v, MemTxResult r)
+{
+    qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: writing the count page at "
+                  "0x%" PRIx64 " failed (MemTxResult %d)\n", __func__, v,
+                  s->vcpu[v]->page, r);
+}
+
+/*
+ * Write one slot record under its seqlock (docs/pvperf.rst, "Seqlock
+ * protocol"). Every caller holds the BQL, so there is one writer only.
+ */
+static void pvperf_write_record(PVPerfState *s, uint32_t v, uint32_t n)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    PVPerfVcpu *vc = s->vcpu[v];
+    PVPerfSlot *sl = &vc->slot[n];
+    struct pvperf_slot_record rec;
+    dma_addr_t at;
+    MemTxResult r;
+
+    if (!vc->page) {
+        return;
+    }
+    at = vc->page + PVPERF_SLOT_RECORD_OFFSET(n);
+    sl->seq++;                                  /* odd: writing */
+    r = stl_le_pci_dma(pdev, at, sl->seq, pvperf_attrs());
+    smp_wmb();
+    pvperf_fill_record(vc, n, &rec);
+    r |= pci_dma_write(pdev, at + 4, (uint8_t *)&rec + 4, sizeof(rec) - 4);
+    smp_wmb();
+    sl->seq++;                                  /* even: done */
+    r |= stl_le_pci_dma(pdev, at, sl->seq, pvperf_attrs());
+    if (r != MEMTX_OK) {
+        pvperf_dma_failed(s, v, r);
+    }
+    trace_pvperf_record(v, n, sl->count, sl->time_enabled, sl->time_running);
+}
+
+static void pvperf_write_records(PVPerfState *s, uint32_t v, uint64_t mask)
+{
+    for (; mask; mask &= mask - 1) {
+        pvperf_write_record(s, v, ctz64(mask));
+    }
+}
+
+/* Write the whole page: header and every record, all seqs even */
+static MemTxResult pvperf_write_page(PVPerfState *s, uint32_t v)
+{
+    PVPerfVcpu *vc = s->vcpu[v];
+    g_autofree uint8_t *page = g_malloc0(PVPERF_PAGE_SIZE);
+    struct pvperf_page_header *hdr = (struct pvperf_page_header *)page;
+
+    hdr->magic = cpu_to_le32(PVPERF_PAGE_MAGIC);
+    hdr->layout = cpu_to_le32(PVPERF_PAGE_LAYOUT);
+    hdr->vcpu = cpu_to_le32(v);
+    hdr->nr_slots = cpu_to_le32(s->slots_per_vcpu);
+    hdr->seq = cpu_to_le32(vc->hdr_seq);
+    hdr->overflow_pending = cpu_to_le64(vc->overflow_pending);
+    for (uint32_t n = 0; n < s->slots_per_vcpu; n++) {
+        pvperf_fill_record(vc, n, (struct pvperf_slot_record *)
+                           (page + PVPERF_SLOT_RECORD_OFFSET(n)));
+    }
+    return pci_dma_write(PCI_DEVICE(s), vc->page, page, PVPERF_PAGE_SIZE);
+}
+
+/* Is [gpa, gpa + 4 KiB) RAM the device can write, as one piece? */
+static bool pvperf_page_is_ram(PVPerfState *s, uint64_t gpa)
+{
+    AddressSpace *as = pci_get_address_space(PCI_DEVICE(s));
+    hwaddr xlat, len = PVPERF_PAGE_SIZE;
+    MemoryRegion *mr;
+    bool ok;
+
+    if (gpa > UINT64_MAX - PVPERF_PAGE_SIZE) {
+        return false;
+    }
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(as, gpa, &xlat, &len, true,
+                                 pvperf_attrs());
+    ok = memory_region_is_ram(mr) && !memory_region_is_rom(mr) &&
+         len >= PVPERF_PAGE_SIZE;
+    return ok;
+}
+
+static void pvperf_update_blocker(PVPerfState *s)
+{
+    if (s->open_slots && !s->migration_blocker) {
+        error_setg(&s->migration_blocker, "pvperf: open slots are host "
+                   "perf events that this device cannot migrate yet");
+        /* only fails while a migration runs; it then fails on its own */
+        if (migrate_add_blocker(&s->migration_blocker, NULL) < 0) {
+            s->migration_blocker = NULL;
+        }
+    } else if (!s->open_slots && s->migration_blocker) {
+        migrate_del_blocker(&s->migration_blocker);
+    }
+}
+
+static void pvperf_close_slot(PVPerfState *s, uint32_t v, uint32_t n)
+{
+    PVPerfVcpu *vc = s->vcpu[v];
+    PVPerfSlot *sl = &vc->slot[n];
+
+    /* like perf: a leader's members carry on as events of their own */
+    for (uint64_t m = pvperf_members(vc, n); m; m &= m - 1) {
+        vc->slot[ctz64(m)].leader = PVPERF_NO_GROUP;
+    }
+    close(sl->fd);
+    sl->fd = -1;
+    sl->enabled = false;
+    vc->open &= ~(1ull << n);
+    s->open_slots--;
+    trace_pvperf_close(v, n);
+}
+
+/* Close every slot and forget every page: RESET, device reset, unrealize */
+static void pvperf_release_all(PVPerfState *s)
+{
+    for (uint32_t v = 0; s->vcpu && v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = s->vcpu[v];
+
+        if (!vc) {
+            continue;
+        }
+        while (vc->open) {
+            pvperf_close_slot(s, v, ctz64(vc->open));
+        }
+        g_free(vc);
+        s->vcpu[v] = NULL;
+    }
+    assert(s->open_slots == 0);
+    pvperf_update_blocker(s);
+}
+
+/*
+ * The vCPU a command targets. PVPERF_VCPU_SELF is the vCPU that rang, or
+ * vCPU 0 when none did (a qtest, a device model).
+ */
+static uint32_t pvperf_target(PVPerfState *s, uint32_t *v)
+{
+    uint32_t want = CMD(s, VCPU);
+
+    if (want == PVPERF_VCPU_SELF) {
+        want = current_cpu ? current_cpu->cpu_index : 0;
+    }
+    if (want >= s->nr_vcpus) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u does not exist (%u "
+                      "vCPUs)\n", __func__, want, s->nr_vcpus);
+        return PVPERF_ST_BAD_VCPU;
+    }
+    *v = want;
+    return PVPERF_ST_OK;
+}
+
+static PVPerfVcpu *pvperf_vcpu_state(PVPerfState *s, uint32_t v)
+{
+    if (!s->vcpu[v]) {
+        s->vcpu[v] = g_new0(PVPerfVcpu, 1);
+        for (int n = 0; n < PVPERF_SLOTS_MAX; n++) {
+            s->vcpu[v]->slot[n].fd = -1;
+            s->vcpu[v]->slot[n].leader = PVPERF_NO_GROUP;
+        }
+    }
+    return s->vcpu[v];
+}
+
+static uint32_t pvperf_host_error(PVPerfState *s, const char *what,
+                                  uint32_t v, uint32_t n, int err)
+{
+    s->host_errno = err;
+    s->last_error = (PVPerfHostError) {
+        .vcpu = v, .slot = n, .err = err, .what = what,
+    };
+    qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u: %s: %s\n",
+                  __func__, v, n, what, strerror(err));
+    trace_pvperf_host_error(v, n, what, err);
+    return PVPERF_ST_HOST_ERROR;
+}
+
+static uint32_t pvperf_cmd_set_page(PVPerfState *s)
+{
+    uint64_t gpa = pvperf_cmd64(s, PVPERF_REG_CMD_ADDR_LO);
+    PCIDevice *pdev = PCI_DEVICE(s);
+    PVPerfVcpu *vc;
+    uint32_t v, st;
+    MemTxResult r;
+
+    st = pvperf_target(s, &v);
+    if (st) {
+        return st;
+    }
+    if (gpa == 0) {
+        if (s->vcpu[v]) {
+            s->vcpu[v]->page = 0;
+        }
+        trace_pvperf_set_page(v, 0);
+        return PVPERF_ST_OK;
+    }
+    if (gpa & (PVPERF_PAGE_SIZE - 1)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: count page 0x%" PRIx64 " is not "
+                      "4 KiB aligned\n", __func__, gpa);
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    if (!(pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: bus mastering is off: the "
+                      "device may not write the count page\n", __func__);
+        return PVPERF_ST_NO_BUS_MASTER;
+    }
+    if (!pvperf_page_is_ram(s, gpa)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: count page 0x%" PRIx64 " is not "
+                      "writable guest RAM\n", __func__, gpa);
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    vc = pvperf_vcpu_state(s, v);
+    vc->page = gpa;
+    r = pvperf_write_page(s, v);
+    if (r != MEMTX_OK) {
+        pvperf_dma_failed(s, v, r);
+        vc->page = 0;
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    trace_pvperf_set_page(v, gpa);
+    return PVPERF_ST_OK;
+}
+
+static uint32_t pvperf_cmd_open(PVPerfState *s)
+{
+    uint32_t n = CMD(s, SLOT), ev_idx = CMD(s, EVENT), lead = CMD(s, GROUP);
+    uint32_t flags = CMD(s, FLAGS), v, st;
+    uint64_t period = pvperf_cmd64(s, PVPERF_REG_CMD_PERIOD_LO);
+    const PVPerfEvent *ev;
+    struct perf_event_attr attr;
+    PVPerfVcpu *vc;
+    PVPerfSlot *sl;
+    CPUState *cpu;
+    uint64_t id;
+    int fd;
+
+    st = pvperf_target(s, &v);
+    if (st) {
+        return st;
+    }
+    cpu = qemu_get_cpu(v);
+    if (!cpu || cpu->thread_id <= 0) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u is not present\n",
+                      __func__, v);
+        return PVPERF_ST_BAD_VCPU;
+    }
+    if (n >= s->slots_per_vcpu) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u, the device has %u per "
+                      "vCPU\n", __func__, n, s->slots_per_vcpu);
+        return PVPERF_ST_BAD_SLOT;
+    }
+    if (ev_idx >= s->catalog_count) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: event %u, the catalog has %u\n",
+                      __func__, ev_idx, s->catalog_count);
+        return PVPERF_ST_BAD_EVENT;
+    }
+    if (flags & ~PVPERF_OPEN_FLAGS_ALL) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: reserved flags 0x%x\n", __func__,
+                      flags & ~PVPERF_OPEN_FLAGS_ALL);
+        return PVPERF_ST_BAD_ARG;
+    }
+    if (period && !(PVPERF_FEATURES & PVPERF_F_OVERFLOW)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: sampling (period %" PRIu64 ") "
+                      "needs feature OVERFLOW\n", __func__, period);
+        return PVPERF_ST_UNSUPPORTED;
+    }
+    vc = pvperf_vcpu_state(s, v);
+    sl = &vc->slot[n];
+    if (vc->open & (1ull << n)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is open\n",
+                      __func__, v, n);
+        return PVPERF_ST_SLOT_BUSY;
+    }
+    if (lead != PVPERF_NO_GROUP &&
+        (lead >= s->slots_per_vcpu || lead == n ||
+         !(vc->open & (1ull << lead)) || pvperf_is_member(&vc->slot[lead]))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u is not an open group "
+                      "leader on vCPU %u\n", __func__, lead, v);
+        return PVPERF_ST_BAD_GROUP;
+    }
+    ev = &s->catalog[ev_idx];
+    if (!ev->available) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: event %u (%s) is unavailable: "
+                      "%s\n", __func__, ev_idx, ev->name, ev->reason);
+        return PVPERF_ST_UNAVAILABLE;
+    }
+    if (s->open_slots >= s->max_slots) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: %u slots open, the limit "
+                      "(max-slots)\n", __func__, s->open_slots);
+        return PVPERF_ST_LIMIT;
+    }
+    attr = ev->attr;
+    fd = pvperf_perf_event_open(&attr, cpu->thread_id,
+                                lead == PVPERF_NO_GROUP ? -1 :
+                                vc->slot[lead].fd);
+    if (fd < 0) {
+        return pvperf_host_error(s, "perf_event_open", v, n, -fd);
+    }
+    if (ioctl(fd, PERF_EVENT_IOC_ID, &id) < 0 ||
+        ((flags & PVPERF_OPEN_ENABLED) &&
+         ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0)) {
+        int err = errno;
+
+        close(fd);
+        return pvperf_host_error(s, "ioctl", v, n, err);
+    }
+    *sl = (PVPerfSlot) {
+        .fd = fd,
+        .id = id,
+        .event = ev_idx,
+        .leader = lead,
+        .enabled = flags & PVPERF_OPEN_ENABLED,
+        .seq = sl->seq,
+    };
+    vc->open |= 1ull << n;
+    s->open_slots++;
+    pvperf_update_blocker(s);
+    pvperf_write_record(s, v, n);
+    trace_pvperf_open(v, n, ev->name, lead, fd);
+    return PVPERF_ST_OK;
+}
+
+static uint32_t pvperf_cmd_close(PVPerfState *s)
+{
+    uint32_t n = CMD(s, SLOT), v, st;
+    PVPerfVcpu *vc;
+    uint64_t members;
+
+    st = pvperf_target(s, &v);
+    if (st) {
+        return st;
+    }
+    if (n >= s->slots_per_vcpu) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u, the device has %u per "
+                      "vCPU\n", __func__, n, s->slots_per_vcpu);
+        return PVPERF_ST_BAD_SLOT;
+    }
+    vc = s->vcpu[v];
+    if (!vc || !(vc->open & (1ull << n))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is not open\n",
+                      __func__, v, n);
+        return PVPERF_ST_SLOT_FREE;
+    }
+    members = pvperf_members(vc, n);
+    pvperf_close_slot(s, v, n);
+    pvperf_update_blocker(s);
+    pvperf_write_records(s, v, members | (1ull << n));
+    return PVPERF_ST_OK;
+}
+
+/* Check a mask command's vCPU and mask; all bits or none */
+static uint32_t pvperf_mask_target(PVPerfState *s, uint32_t *v,
+                                   uint64_t *mask)
+{
+    uint32_t st = pvperf_target(s, v);
+    uint64_t open;
+
+    if (st) {
+        return st;
+    }
+    *mask = pvperf_cmd64(s, PVPERF_REG_CMD_MASK_LO);
+    if (*mask & ~pvperf_slot_bits(s)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: mask 0x%" PRIx64 " names slots "
+                      "beyond %u\n", __func__, *mask, s->slots_per_vcpu);
+        return PVPERF_ST_BAD_SLOT;
+    }
+    open = s->vcpu[*v] ? s->vcpu[*v]->open : 0;
+    if (*mask & ~open) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: mask 0x%" PRIx64 " names slots "
+                      "that are not open (open: 0x%" PRIx64 ")\n", __func__,
+                      *mask, open);
+        return PVPERF_ST_SLOT_FREE;
+    }
+    return PVPERF_ST_OK;
+}
+
+static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
+{
+    unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
+    uint64_t mask, touched = 0;
+    uint32_t v, st = PVPERF_ST_OK;
+    PVPerfVcpu *vc;
+
+    st = pvperf_mask_target(s, &v, &mask);
+    if (st || !mask) {
+        return st;
+    }
+    vc = s->vcpu[v];
+    for (uint64_t m = mask; m; m &= m - 1) {
+        uint32_t n = ctz64(m);
+        PVPerfSlot *sl = &vc->slot[n];
+        uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
+
+        if (ioctl(sl->fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0) {
+            st = pvperf_host_error(s, "ioctl", v, n, errno);
+            continue;
+        }
+        group |= 1ull << n;
+        for (uint64_t g = group; g; g &= g - 1) {
+            vc->slot[ctz64(g)].enabled = enable;
+        }
+        touched |= group;
+    }
+    pvperf_write_records(s, v, touched);
+    return st;
+}
+
+/* read(2) of a leader with PERF_FORMAT_GROUP: the leader and its members */
+static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
+                             uint64_t *touched)
+{
+    PVPerfVcpu *vc = s->vcpu[v];
+    uint64_t group = pvperf_members(vc, lead) | (1ull << lead);
+    uint64_t buf[3 + 2 * PVPERF_SLOTS_MAX];
+    ssize_t len = read(vc->slot[lead].fd, buf, sizeof(buf));
+    int err = len < 0 ? errno : 0;
+    uint64_t nr;
+
+    if (len >= 0 && (len < 3 * 8 || buf[0] > PVPERF_SLOTS_MAX ||
+                     (size_t)len < (3 + 2 * buf[0]) * 8)) {
+        err = EIO;                       /* short read: never expected */
+    }
+    *touched |= group;
+    for (uint64_t g = group; g; g &= g - 1) {
+        vc->slot[ctz64(g)].read_error = err != 0;
+    }
+    if (err) {
+        return err;
+    }
+    nr = buf[0];
+    for (uint64_t i = 0; i < nr; i++) {
+        uint64_t value = buf[3 + 2 * i], id = buf[4 + 2 * i];
+
+        for (uint64_t g = group; g; g &= g - 1) {
+            PVPerfSlot *sl = &vc->slot[ctz64(g)];
+
+            if (sl->id == id) {
+                /* a member's times are its leader's: they run together */
+                sl->count = value;
+                sl->time_enabled = buf[1];
+                sl->time_running = buf[2];
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Read the slots in @mask (and their groups) and write their records.
+ * Returns 0 or the first errno, with the leader it came from in *@failed.
+ */
+static int pvperf_read_slots(PVPerfState *s, uint32_t v, uint64_t mask,
+                             uint32_t *failed)
+{
+    PVPerfVcpu *vc = s->vcpu[v];
+    uint64_t leaders = 0, touched = 0;
+    int first_err = 0;
+
+    for (uint64_t m = mask; m; m &= m - 1) {
+        PVPerfSlot *sl = &vc->slot[ctz64(m)];
+
+        leaders |= 1ull << (pvperf_is_member(sl) ? sl->leader : ctz64(m));
+    }
+    for (; leaders; leaders &= leaders - 1) {
+        int err = pvperf_read_group(s, v, ctz64(leaders), &touched);
+
+        if (err && !first_err) {
+            first_err = err;
+            *failed = ctz64(leaders);
+        }
+    }
+    pvperf_write_records(s, v, touched);
+    return first_err;
+}
+
+static uint32_t pvperf_cmd_read(PVPerfState *s)
+{
+    uint64_t mask;
+    uint32_t v, st, failed = 0;
+    int err;
+
+    st = pvperf_mask_target(s, &v, &mask);
+    if (st) {
+        return st;
+    }
+    if (!s->vcpu[v] || !s->vcpu[v]->page) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u has no count page\n",
+                      __func__, v);
+        return PVPERF_ST_NO_PAGE;
+    }
+    err = mask ? pvperf_read_slots(s, v, mask, &failed) : 0;
+    return err ? pvperf_host_error(s, "read", v, failed, err) : PVPERF_ST_OK;
+}
+
+/* refresh-ms: keep every enabled slot's record fresh without exits */
+static void pvperf_refresh(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = s->vcpu[v];
+        uint64_t enabled = 0;
+
+        if (!vc || !vc->page) {
+            continue;
+        }
+        for (uint64_t m = vc->open; m; m &= m - 1) {
+            enabled |= vc->slot[ctz64(m)].enabled ? 1ull << ctz64(m) : 0;
+        }
+        if (enabled) {
+            uint32_t failed = 0;
+            int err = pvperf_read_slots(s, v, enabled, &failed);
+
+            if (err) {
+                /* not the guest's command: STATUS/HOST_ERRNO stay as they are */
+                s->last_error = (PVPerfHostError) {
+                    .vcpu = v, .slot = failed, .err = err, .what = "read",
+                };
+                trace_pvperf_host_error(v, failed, "read (refresh)", err);
+            }
+        }
+    }
+    timer_mod(s->refresh_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->refresh_ms);
+}
+
 /* Commands ------------------------------------------------------------ */
 
 static void pvperf_reset_cmd_regs(PVPerfState *s)
@@ -363,19 +999,30 @@ static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
         status = PVPERF_ST_OK;
         break;
     case PVPERF_CMD_RESET:
+        pvperf_release_all(s);
         pvperf_reset_cmd_regs(s);
         status = PVPERF_ST_OK;
         break;
     case PVPERF_CMD_SET_PAGE:
+        status = pvperf_cmd_set_page(s);
+        break;
     case PVPERF_CMD_OPEN:
+        status = pvperf_cmd_open(s);
+        break;
     case PVPERF_CMD_CLOSE:
+        status = pvperf_cmd_close(s);
+        break;
     case PVPERF_CMD_ENABLE:
     case PVPERF_CMD_DISABLE:
+        status = pvperf_cmd_enable(s, cmd == PVPERF_CMD_ENABLE);
+        break;
     case PVPERF_CMD_READ:
+        status = pvperf_cmd_read(s);
+        break;
     case PVPERF_CMD_ACK_OVERFLOW:
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: command %s needs feature "
-                      "COUNTING, which this device does not have\n",
-                      __func__, pvperf_cmd_name(cmd));
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: ACK_OVERFLOW needs feature "
+                      "OVERFLOW, which this device does not have\n",
+                      __func__);
         status = PVPERF_ST_UNSUPPORTED;
         break;
     default:
@@ -588,6 +1235,7 @@ static void pvperf_reset_hold(Object *obj, ResetType type)
 {
     PVPerfState *s = PVPERF(obj);
 
+    pvperf_release_all(s);
     s->driver_features = 0;
     s->catalog_select = 0;
     pvperf_reset_cmd_regs(s);
@@ -643,6 +1291,12 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
                           "pvperf-io", PVPERF_IO_SIZE);
     pci_register_bar(pdev, PVPERF_IO_BAR, PCI_BASE_ADDRESS_SPACE_IO, &s->io);
 
+    s->vcpu = g_new0(PVPerfVcpu *, s->nr_vcpus);
+    if (s->refresh_ms) {
+        s->refresh_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, pvperf_refresh, s);
+        timer_mod(s->refresh_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->refresh_ms);
+    }
     pvperf_reset_cmd_regs(s);
     trace_pvperf_realize(s->catalog_count, s->nr_vcpus);
 }
@@ -651,6 +1305,12 @@ static void pvperf_exit(PCIDevice *pdev)
 {
     PVPerfState *s = PVPERF(pdev);
 
+    pvperf_release_all(s);
+    g_clear_pointer(&s->vcpu, g_free);
+    if (s->refresh_timer) {
+        timer_free(s->refresh_timer);
+        s->refresh_timer = NULL;
+    }
     msi_uninit(pdev);
     pvperf_free_catalog(s);
 }
@@ -737,7 +1397,7 @@ static const TypeInfo pvperf_info = {
     .parent = TYPE_PCI_DEVICE,
     .instance_size = sizeof(PVPerfState),
     .class_init = pvperf_class_init,
-    .interfaces = (const InterfaceInfo[]) {
+    .interfaces = (InterfaceInfo[]) {
         { INTERFACE_CONVENTIONAL_PCI_DEVICE },
         { }
     },

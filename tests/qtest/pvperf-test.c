@@ -8,6 +8,8 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "qemu/units.h"
+#include "qemu/bswap.h"
 #include "libqos/pci.h"
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
@@ -17,6 +19,7 @@
 #include "hw/misc/pvperf.h"
 
 #include <linux/perf_event.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #define PVPERF_DEVFN QPCI_DEVFN(4, 0)
@@ -498,8 +501,586 @@ static void test_system_reset(void)
     fixture_stop(&f);
 }
 
+
+/* Counting ------------------------------------------------------------ */
+
+#define PAGE_GPA        0x100000ull     /* guest RAM, 1 MiB */
+#define PAGE2_GPA       0x200000ull
+
+/*
+ * Counting tests need vCPU threads that run: TCG with a 64 KiB "BIOS"
+ * whose reset vector is "jmp $", so vCPU 0 spins and its task-clock grows.
+ */
+static char *spin_bios;
+
+static const char *spin_args(void)
+{
+    static char *args;
+
+    if (!args) {
+        g_autofree uint8_t *img = g_malloc0(64 * KiB);
+        int fd = g_file_open_tmp("pvperf-spin-XXXXXX.bin", &spin_bios, NULL);
+
+        g_assert(fd >= 0);
+        close(fd);
+        img[0xfff0] = 0xeb;         /* jmp $ */
+        img[0xfff1] = 0xfe;
+        g_assert(g_file_set_contents(spin_bios, (char *)img, 64 * KiB, NULL));
+        args = g_strdup_printf("-accel tcg -bios %s -m 64", spin_bios);
+    }
+    return args;
+}
+
+typedef struct Rec {
+    uint32_t seq, flags;
+    uint64_t count, time_enabled, time_running, overflows;
+} Rec;
+
+static Rec get_rec(Fixture *f, uint64_t page, uint32_t slot)
+{
+    struct pvperf_slot_record r;
+    Rec out;
+
+    qtest_memread(f->qts, page + PVPERF_SLOT_RECORD_OFFSET(slot), &r,
+                  sizeof(r));
+    out.seq = le32_to_cpu(r.seq);
+    out.flags = le32_to_cpu(r.flags);
+    out.count = le64_to_cpu(r.count);
+    out.time_enabled = le64_to_cpu(r.time_enabled);
+    out.time_running = le64_to_cpu(r.time_running);
+    out.overflows = le64_to_cpu(r.overflows);
+    return out;
+}
+
+static uint32_t cmd_vcpu(Fixture *f, uint32_t vcpu)
+{
+    wr(f, PVPERF_REG_CMD_VCPU, vcpu);
+    return vcpu;
+}
+
+static uint32_t set_page(Fixture *f, uint32_t vcpu, uint64_t gpa)
+{
+    cmd_vcpu(f, vcpu);
+    wr(f, PVPERF_REG_CMD_ADDR_LO, (uint32_t)gpa);
+    wr(f, PVPERF_REG_CMD_ADDR_HI, gpa >> 32);
+    return ring(f, PVPERF_CMD_SET_PAGE);
+}
+
+static uint32_t open_slot(Fixture *f, uint32_t vcpu, uint32_t slot,
+                          uint32_t event, uint32_t group, uint32_t flags)
+{
+    cmd_vcpu(f, vcpu);
+    wr(f, PVPERF_REG_CMD_SLOT, slot);
+    wr(f, PVPERF_REG_CMD_EVENT, event);
+    wr(f, PVPERF_REG_CMD_GROUP, group);
+    wr(f, PVPERF_REG_CMD_FLAGS, flags);
+    return ring(f, PVPERF_CMD_OPEN);
+}
+
+static uint32_t close_slot(Fixture *f, uint32_t vcpu, uint32_t slot)
+{
+    cmd_vcpu(f, vcpu);
+    wr(f, PVPERF_REG_CMD_SLOT, slot);
+    return ring(f, PVPERF_CMD_CLOSE);
+}
+
+static uint32_t mask_cmd(Fixture *f, uint32_t cmd, uint32_t vcpu,
+                         uint64_t mask)
+{
+    cmd_vcpu(f, vcpu);
+    wr(f, PVPERF_REG_CMD_MASK_LO, (uint32_t)mask);
+    wr(f, PVPERF_REG_CMD_MASK_HI, mask >> 32);
+    return ring(f, cmd);
+}
+
+static int count_fds(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/fd", pid);
+    GDir *dir = g_dir_open(path, 0, NULL);
+    int n = 0;
+
+    g_assert(dir);
+    while (g_dir_read_name(dir)) {
+        n++;
+    }
+    g_dir_close(dir);
+    return n;
+}
+
+enum { EV_TASK_CLOCK, EV_CSW, EV_MIGR, EV_PGFAULT, EV_MAJFAULT, EV_CYCLES,
+       EV_INSN, EV_KVM_EXIT };
+
+static void test_count_lifecycle(void)
+{
+    Fixture f;
+    Rec a, b, m, c;
+    uint32_t status;
+
+    fixture_start(&f, NULL, spin_args());
+    g_assert_true(rd(&f, PVPERF_REG_FEATURES) & PVPERF_F_COUNTING);
+    g_assert_true(rd(&f, PVPERF_REG_FEATURES) & PVPERF_F_GROUPS);
+
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmphex(qtest_readl(f.qts, PAGE_GPA), ==, PVPERF_PAGE_MAGIC);
+    g_assert_cmpuint(qtest_readl(f.qts, PAGE_GPA + 4), ==, PVPERF_PAGE_LAYOUT);
+    g_assert_cmpuint(qtest_readl(f.qts, PAGE_GPA + 8), ==, 0);
+    g_assert_cmpuint(qtest_readl(f.qts, PAGE_GPA + 12), ==, 64);
+
+    /* slot 3: task-clock, enabled; slot 5: context-switches in its group */
+    g_assert_cmpuint(open_slot(&f, 0, 3, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 5, EV_CSW, 3, 0), ==, PVPERF_ST_OK);
+    a = get_rec(&f, PAGE_GPA, 3);
+    g_assert_cmpuint(a.flags, ==, PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    g_assert_cmpuint(a.seq % 2, ==, 0);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 5).flags, ==, PVPERF_SLOT_OPEN);
+
+    /* enabling the leader enables its member too */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 5).flags, ==,
+                     PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+
+    g_usleep(50 * 1000);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    a = get_rec(&f, PAGE_GPA, 3);
+    m = get_rec(&f, PAGE_GPA, 5);
+    g_test_message("task-clock %" PRIu64 " ns, enabled %" PRIu64 " running %"
+                   PRIu64 "; context-switches %" PRIu64, a.count,
+                   a.time_enabled, a.time_running, m.count);
+    g_assert_cmpuint(a.seq % 2, ==, 0);
+    /* per-thread times grow while the vCPU thread is on a host CPU */
+    g_assert_cmpuint(a.count, >, 0);
+    g_assert_cmpuint(a.time_enabled, >, 0);
+    g_assert_cmpuint(a.time_running, <=, a.time_enabled);
+    /* the member was read in the same group read */
+    g_assert_cmpuint(m.seq % 2, ==, 0);
+    g_assert_cmpuint(m.time_enabled, ==, a.time_enabled);
+
+    /* counts and time_enabled are monotonic; every update moves seq by 2 */
+    for (int i = 0; i < 5; i++) {
+        g_usleep(10 * 1000);
+        g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0,
+                                  (1ull << 3) | (1ull << 5)), ==,
+                         PVPERF_ST_OK);
+        b = get_rec(&f, PAGE_GPA, 3);
+        g_assert_cmpuint(b.seq, ==, a.seq + 2);
+        g_assert_cmpuint(b.count, >, a.count);     /* vCPU 0 spins */
+        g_assert_cmpuint(b.time_enabled, >, a.time_enabled);
+        g_assert_cmpuint(b.time_running, >=, a.time_running);
+        g_assert_cmpuint(get_rec(&f, PAGE_GPA, 5).count, >=, m.count);
+        a = b;
+    }
+
+    /* disable: time_running (and the count) stop growing */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 3).flags, ==, PVPERF_SLOT_OPEN);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    a = get_rec(&f, PAGE_GPA, 3);
+    g_usleep(30 * 1000);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    b = get_rec(&f, PAGE_GPA, 3);
+    g_assert_cmpuint(b.time_running, ==, a.time_running);
+    g_assert_cmpuint(b.count, ==, a.count);
+
+    /* re-enable: it grows again */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    g_usleep(20 * 1000);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 3).time_running, >,
+                     b.time_running);
+
+    /* a page moved to another address is written whole there */
+    g_assert_cmpuint(set_page(&f, 0, PAGE2_GPA), ==, PVPERF_ST_OK);
+    c = get_rec(&f, PAGE2_GPA, 3);
+    g_assert_cmpuint(c.flags, ==, PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    g_assert_cmpuint(c.count, ==, get_rec(&f, PAGE_GPA, 3).count);
+
+    /* close the leader: the member carries on alone, then close it too */
+    g_assert_cmpuint(close_slot(&f, 0, 3), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE2_GPA, 3).flags, ==, 0);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 5), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(close_slot(&f, 0, 5), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(close_slot(&f, 0, 5), ==, PVPERF_ST_SLOT_FREE);
+
+    /* reopen slot 3 as another event: a fresh count */
+    status = open_slot(&f, 0, 3, EV_PGFAULT, PVPERF_NO_GROUP, 0);
+    g_assert_cmpuint(status, ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    c = get_rec(&f, PAGE2_GPA, 3);
+    g_assert_cmpuint(c.flags, ==, PVPERF_SLOT_OPEN);
+    g_assert_cmpuint(c.count, ==, 0);
+    g_assert_cmpuint(c.time_enabled, ==, 0);
+    fixture_stop(&f);
+}
+
+static void test_count_other_vcpu(void)
+{
+    Fixture f;
+    g_autofree char *args = g_strdup_printf("-smp 2 %s", spin_args());
+
+    fixture_start(&f, NULL, args);
+    /* vCPU 1 (an AP, halted) gets its own page and slots */
+    g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(qtest_readl(f.qts, PAGE2_GPA + 8), ==, 1);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    /* slot 0 of vCPU 0 is another slot */
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_usleep(30 * 1000);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 1, 1), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1), ==, PVPERF_ST_OK);
+    /* vCPU 0 spins, vCPU 1 waits for a SIPI that never comes */
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).count, >,
+                     get_rec(&f, PAGE2_GPA, 0).count);
+    /* SELF without a ringing vCPU means vCPU 0 */
+    wr(&f, PVPERF_REG_CMD_VCPU, PVPERF_VCPU_SELF);
+    wr(&f, PVPERF_REG_CMD_SLOT, 0);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_OPEN), ==, PVPERF_ST_SLOT_BUSY);
+    fixture_stop(&f);
+}
+
+static void test_count_refresh(void)
+{
+    Fixture f;
+    Rec a, b;
+
+    fixture_start(&f, "refresh-ms=5", spin_args());
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 1, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 2, EV_CSW, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_OK);
+    a = get_rec(&f, PAGE_GPA, 1);
+    g_usleep(100 * 1000);
+    b = get_rec(&f, PAGE_GPA, 1);
+    /* no READ was rung, yet the record moved on */
+    g_assert_cmpuint(b.seq, >, a.seq);
+    g_assert_cmpuint(b.seq % 2, ==, 0);
+    g_assert_cmpuint(b.count, >, a.count);
+    /* a disabled slot is left alone */
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 2).time_enabled, ==, 0);
+    fixture_stop(&f);
+}
+
+static void check_still_works(Fixture *f)
+{
+    g_assert_cmpuint(ring(f, PVPERF_CMD_NOP), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_page(f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(f, PVPERF_CMD_READ, 0, 1), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(close_slot(f, 0, 0), ==, PVPERF_ST_OK);
+}
+
+/* The smallest fd number QEMU could get next */
+static int lowest_free_fd(pid_t pid)
+{
+    for (int fd = 0;; fd++) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/fd/%d", pid, fd);
+
+        if (access(path, F_OK) != 0) {
+            return fd;
+        }
+    }
+}
+
+static void test_count_errors(void)
+{
+    Fixture f;
+    int insn_err = host_can_open(PERF_TYPE_HARDWARE,
+                                 PERF_COUNT_HW_INSTRUCTIONS);
+    pid_t pid;
+    struct rlimit old, lim;
+    uint64_t bar_gpa;
+
+    fixture_start(&f, "slots-per-vcpu=8,max-slots=3", "-smp 2 -m 64");
+    pid = qtest_pid(f.qts);
+
+    /* BAD_VCPU */
+    g_assert_cmpuint(open_slot(&f, 2, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_BAD_VCPU);
+    g_assert_cmpuint(open_slot(&f, 0xfffffffe, 0, EV_TASK_CLOCK,
+                               PVPERF_NO_GROUP, 0), ==, PVPERF_ST_BAD_VCPU);
+    g_assert_cmpuint(set_page(&f, 7, PAGE_GPA), ==, PVPERF_ST_BAD_VCPU);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 9, 1), ==,
+                     PVPERF_ST_BAD_VCPU);
+    /* BAD_SLOT */
+    g_assert_cmpuint(open_slot(&f, 0, 8, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(close_slot(&f, 0, 0xffffffff), ==, PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1ull << 8), ==,
+                     PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 63), ==,
+                     PVPERF_ST_BAD_SLOT);
+    /* BAD_EVENT */
+    g_assert_cmpuint(open_slot(&f, 0, 0, 8, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_BAD_EVENT);
+    g_assert_cmpuint(open_slot(&f, 0, 0, 0xffffffff, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_BAD_EVENT);
+    /* BAD_ARG: reserved flags */
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               0x80000000), ==, PVPERF_ST_BAD_ARG);
+    /* UNSUPPORTED: sampling needs OVERFLOW */
+    wr(&f, PVPERF_REG_CMD_PERIOD_LO, 1000);
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_UNSUPPORTED);
+    wr(&f, PVPERF_REG_CMD_PERIOD_LO, 0);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1), ==,
+                     PVPERF_ST_UNSUPPORTED);
+    /* UNAVAILABLE */
+    if (insn_err) {
+        g_assert_cmpuint(open_slot(&f, 0, 0, EV_INSN, PVPERF_NO_GROUP, 0),
+                         ==, PVPERF_ST_UNAVAILABLE);
+    } else {
+        g_test_message("host has a PMU: no unavailable entry to open");
+    }
+    /* SLOT_FREE */
+    g_assert_cmpuint(close_slot(&f, 0, 1), ==, PVPERF_ST_SLOT_FREE);
+    g_assert_cmpuint(close_slot(&f, 1, 1), ==, PVPERF_ST_SLOT_FREE);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 1, 2), ==,
+                     PVPERF_ST_SLOT_FREE);
+    /* SLOT_BUSY */
+    g_assert_cmpuint(open_slot(&f, 0, 1, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 1, EV_CSW, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_SLOT_BUSY);
+    /* a mask with one open and one closed slot acts on none */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 0x6), ==,
+                     PVPERF_ST_SLOT_FREE);
+    /* BAD_GROUP: leader closed, leader == slot, leader is a member */
+    g_assert_cmpuint(open_slot(&f, 0, 2, EV_CSW, 4, 0), ==,
+                     PVPERF_ST_BAD_GROUP);
+    g_assert_cmpuint(open_slot(&f, 0, 2, EV_CSW, 2, 0), ==,
+                     PVPERF_ST_BAD_GROUP);
+    g_assert_cmpuint(open_slot(&f, 0, 2, EV_CSW, 100, 0), ==,
+                     PVPERF_ST_BAD_GROUP);
+    g_assert_cmpuint(open_slot(&f, 0, 2, EV_CSW, 1, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 3, EV_CSW, 2, 0), ==,
+                     PVPERF_ST_BAD_GROUP);
+    /* a leader on another vCPU is not a leader here */
+    g_assert_cmpuint(open_slot(&f, 1, 3, EV_CSW, 1, 0), ==,
+                     PVPERF_ST_BAD_GROUP);
+    /* LIMIT: max-slots=3 */
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_PGFAULT, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 1, 1, EV_PGFAULT, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_LIMIT);
+    /* NO_PAGE */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 0x6), ==,
+                     PVPERF_ST_NO_PAGE);
+    /* BAD_ADDRESS: unaligned, beyond RAM, MMIO, the last page of 2^64 */
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA + 8), ==, PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_page(&f, 0, 0x100000000000ull), ==,
+                     PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_page(&f, 0, 64 * MiB), ==,
+                     PVPERF_ST_BAD_ADDRESS);
+    bar_gpa = qpci_config_readl(f.dev, PCI_BASE_ADDRESS_0) & ~0xfull;
+    g_assert_cmpuint(set_page(&f, 0, bar_gpa), ==, PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_page(&f, 0, 0xfffffffffffff000ull), ==,
+                     PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_page(&f, 0, 0xfffc0000ull), ==,   /* BIOS ROM */
+                     PVPERF_ST_BAD_ADDRESS);
+    /* NO_BUS_MASTER */
+    qpci_config_writew(f.dev, PCI_COMMAND,
+                       qpci_config_readw(f.dev, PCI_COMMAND) &
+                       ~PCI_COMMAND_MASTER);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_NO_BUS_MASTER);
+    qpci_device_enable(f.dev);
+    g_assert_cmpuint(set_page(&f, 0, 64 * MiB - 4096), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 0x6), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, 0);
+
+    /* HOST_ERROR: QEMU out of file descriptors */
+    g_assert_cmpuint(close_slot(&f, 1, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
+    lim = old;
+    lim.rlim_cur = lowest_free_fd(pid);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &lim, NULL), ==, 0);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, EMFILE);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &old, NULL), ==, 0);
+    assert_logged(&f, "perf_event_open: Too many open files");
+    /* the next command clears HOST_ERRNO */
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_NOP), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, 0);
+
+    assert_logged(&f, "is not an open group leader");
+    assert_logged(&f, "not 4 KiB aligned");
+    assert_logged(&f, "bus mastering is off");
+
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    check_still_works(&f);
+    fixture_stop(&f);
+}
+
+/* Open slots hold fds; every way of getting rid of them closes them all */
+static void test_count_cleanup(void)
+{
+    Fixture f;
+    QDict *resp;
+    int base;
+
+    fixture_start(&f, NULL, "-smp 2");
+    base = count_fds(qtest_pid(f.qts));
+    for (uint32_t n = 0; n < 10; n++) {
+        g_assert_cmpuint(open_slot(&f, n & 1, n, EV_TASK_CLOCK,
+                                   PVPERF_NO_GROUP, PVPERF_OPEN_ENABLED), ==,
+                         PVPERF_ST_OK);
+    }
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 10);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
+
+    /* device reset */
+    for (uint32_t n = 0; n < 10; n++) {
+        open_slot(&f, 0, n, EV_CSW, PVPERF_NO_GROUP, 0);
+    }
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 10);
+    qtest_qmp_assert_success(f.qts, "{'execute': 'system_reset'}");
+    qtest_qmp_eventwait(f.qts, "RESET");
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
+
+    /* hot-unplug (unrealize) of a second device with open slots */
+    resp = qtest_qmp(f.qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'pvperf', 'id': 'pv2', 'addr': '05.0', "
+                     "'events': 'task-clock'}}");
+    g_assert_false(qdict_haskey(resp, "error"));
+    qobject_unref(resp);
+    {
+        QPCIDevice *dev2 = qpci_device_find(f.bus, QPCI_DEVFN(5, 0));
+        QPCIBar bar2;
+        int with_dev;
+
+        g_assert(dev2);
+        qpci_device_enable(dev2);
+        bar2 = qpci_iomap(dev2, PVPERF_MMIO_BAR, NULL);
+        with_dev = count_fds(qtest_pid(f.qts));
+        for (uint32_t n = 0; n < 5; n++) {
+            qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_VCPU, 1);
+            qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_SLOT, n);
+            qpci_io_writel(dev2, bar2, PVPERF_REG_DOORBELL, PVPERF_CMD_OPEN);
+            g_assert_cmpuint(qpci_io_readl(dev2, bar2, PVPERF_REG_STATUS),
+                             ==, PVPERF_ST_OK);
+        }
+        g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, with_dev + 5);
+        qpci_unplug_acpi_device_test(f.qts, "pv2", 5);
+        g_assert_cmpint(count_fds(qtest_pid(f.qts)), <=, with_dev);
+        g_free(dev2);
+    }
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
+    check_still_works(&f);
+    fixture_stop(&f);
+}
+
+/*
+ * Seeded random stress: random register writes and commands, many of
+ * them valid, the rest hostile. QEMU must survive, and RESET must bring
+ * the fd count back to where it started.
+ */
+static void test_count_stress(void)
+{
+    static const uint32_t regs[] = {
+        PVPERF_REG_DRIVER_FEATURES, PVPERF_REG_CATALOG_SELECT,
+        PVPERF_REG_CMD_VCPU, PVPERF_REG_CMD_SLOT, PVPERF_REG_CMD_EVENT,
+        PVPERF_REG_CMD_GROUP, PVPERF_REG_CMD_FLAGS, PVPERF_REG_CMD_MASK_LO,
+        PVPERF_REG_CMD_MASK_HI, PVPERF_REG_CMD_ADDR_LO,
+        PVPERF_REG_CMD_ADDR_HI, PVPERF_REG_CMD_PERIOD_LO,
+        PVPERF_REG_CMD_PERIOD_HI,
+    };
+    const char *seed_env = getenv("PVPERF_STRESS_SEED");
+    const char *ops_env = getenv("PVPERF_STRESS_OPS");
+    uint32_t seed = seed_env ? strtoul(seed_env, NULL, 0) : 20261125;
+    long ops = ops_env ? strtol(ops_env, NULL, 0) : 100000;
+    GRand *rng = g_rand_new_with_seed(seed);
+    uint32_t statuses[PVPERF_ST_HOST_ERROR + 1] = { 0 };
+    Fixture f;
+    int base;
+
+    g_test_message("stress: seed %u, %ld operations "
+                   "(PVPERF_STRESS_SEED, PVPERF_STRESS_OPS)", seed, ops);
+    fixture_start(&f, "max-slots=40", "-smp 3 -m 64");
+    base = count_fds(qtest_pid(f.qts));
+    for (long i = 0; i < ops; i++) {
+        uint32_t r = g_rand_int_range(rng, 0, 100);
+        uint32_t val;
+
+        if (r < 45) {
+            /* a command register, mostly with plausible values */
+            uint32_t reg = regs[g_rand_int_range(rng, 0, G_N_ELEMENTS(regs))];
+
+            val = g_rand_boolean(rng) ? g_rand_int_range(rng, 0, 10) :
+                  g_rand_int(rng);
+            if (reg == PVPERF_REG_CMD_ADDR_LO && g_rand_boolean(rng)) {
+                val = g_rand_int_range(rng, 0, 16 * 1024) * 4096;
+            } else if (reg == PVPERF_REG_CMD_ADDR_HI && g_rand_boolean(rng)) {
+                val = 0;
+            }
+            wr(&f, reg, val);
+        } else if (r < 85) {
+            /* ring: mostly real commands */
+            val = g_rand_int_range(rng, 0, 100) < 95 ?
+                  g_rand_int_range(rng, 0, PVPERF_CMD_ACK_OVERFLOW + 1) :
+                  g_rand_int(rng);
+            if (val == PVPERF_CMD_RESET && g_rand_int_range(rng, 0, 10)) {
+                val = PVPERF_CMD_OPEN;      /* keep slots around longer */
+            }
+            wr(&f, PVPERF_REG_DOORBELL, val);
+            val = rd(&f, PVPERF_REG_STATUS);
+            g_assert_cmpuint(val, <=, PVPERF_ST_HOST_ERROR);
+            statuses[val]++;
+        } else if (r < 95) {
+            /* any offset, any value, any size */
+            uint32_t off = g_rand_int_range(rng, 0, PVPERF_MMIO_SIZE);
+
+            switch (g_rand_int_range(rng, 0, 4)) {
+            case 0:
+                qpci_io_writeb(f.dev, f.bar, off, g_rand_int(rng));
+                break;
+            case 1:
+                qpci_io_writew(f.dev, f.bar, off & ~1, g_rand_int(rng));
+                break;
+            case 2:
+                qpci_io_writel(f.dev, f.bar, off & ~3, g_rand_int(rng));
+                break;
+            default:
+                qpci_io_readl(f.dev, f.bar, off & ~3);
+                break;
+            }
+        } else {
+            qpci_io_writel(f.dev, f.iobar, 0, g_rand_int_range(rng, 0, 12));
+        }
+    }
+    for (int i = 0; i <= PVPERF_ST_HOST_ERROR; i++) {
+        g_test_message("status %2d: %u times", i, statuses[i]);
+    }
+    /* enough of the real paths were taken to mean something */
+    g_assert_cmpuint(statuses[PVPERF_ST_OK], >, ops / 100);
+    qpci_device_enable(f.dev);      /* the stress may have cleared it */
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
+    wr(&f, PVPERF_REG_CMD_PERIOD_LO, 0);
+    wr(&f, PVPERF_REG_CMD_PERIOD_HI, 0);
+    check_still_works(&f);
+    g_rand_free(rng);
+    fixture_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
+    int ret;
+
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/pvperf/pci-identity", test_pci_identity);
     qtest_add_func("/pvperf/limits-properties", test_limits_properties);
@@ -511,5 +1092,16 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/bad-accesses", test_bad_accesses);
     qtest_add_func("/pvperf/commands", test_commands);
     qtest_add_func("/pvperf/system-reset", test_system_reset);
-    return g_test_run();
+    qtest_add_func("/pvperf/count/lifecycle", test_count_lifecycle);
+    qtest_add_func("/pvperf/count/other-vcpu", test_count_other_vcpu);
+    qtest_add_func("/pvperf/count/refresh", test_count_refresh);
+    qtest_add_func("/pvperf/count/errors", test_count_errors);
+    qtest_add_func("/pvperf/count/cleanup", test_count_cleanup);
+    qtest_add_func("/pvperf/count/stress", test_count_stress);
+    ret = g_test_run();
+    if (spin_bios) {
+        unlink(spin_bios);
+        g_free(spin_bios);
+    }
+    return ret;
 }
