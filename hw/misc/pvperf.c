@@ -812,37 +812,6 @@ static uint32_t pvperf_mask_target(PVPerfState *s, uint32_t *v,
     return PVPERF_ST_OK;
 }
 
-static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
-{
-    unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
-    uint64_t mask, touched = 0;
-    uint32_t v, st = PVPERF_ST_OK;
-    PVPerfVcpu *vc;
-
-    st = pvperf_mask_target(s, &v, &mask);
-    if (st || !mask) {
-        return st;
-    }
-    vc = s->vcpu[v];
-    for (uint64_t m = mask; m; m &= m - 1) {
-        uint32_t n = ctz64(m);
-        PVPerfSlot *sl = &vc->slot[n];
-        uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
-
-        if (ioctl(sl->fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0) {
-            st = pvperf_host_error(s, "ioctl", v, n, errno);
-            continue;
-        }
-        group |= 1ull << n;
-        for (uint64_t g = group; g; g &= g - 1) {
-            vc->slot[ctz64(g)].enabled = enable;
-        }
-        touched |= group;
-    }
-    pvperf_write_records(s, v, touched);
-    return st;
-}
-
 /* read(2) of a leader with PERF_FORMAT_GROUP: the leader and its members */
 static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
                              uint64_t *touched)
@@ -858,6 +827,8 @@ static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
                      (size_t)len < (3 + 2 * buf[0]) * 8)) {
         err = EIO;                       /* short read: never expected */
     }
+    trace_pvperf_read_group(v, lead, len, err, len >= 8 ? buf[0] : 0,
+                            len >= 24 ? buf[1] : 0, len >= 24 ? buf[2] : 0);
     *touched |= group;
     for (uint64_t g = group; g; g &= g - 1) {
         vc->slot[ctz64(g)].read_error = err != 0;
@@ -910,6 +881,42 @@ static int pvperf_read_slots(PVPerfState *s, uint32_t v, uint64_t mask,
     }
     pvperf_write_records(s, v, touched);
     return first_err;
+}
+
+static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
+{
+    unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
+    uint64_t mask, touched = 0;
+    uint32_t v, st = PVPERF_ST_OK;
+    PVPerfVcpu *vc;
+
+    st = pvperf_mask_target(s, &v, &mask);
+    if (st || !mask) {
+        return st;
+    }
+    vc = s->vcpu[v];
+    for (uint64_t m = mask; m; m &= m - 1) {
+        uint32_t n = ctz64(m);
+        PVPerfSlot *sl = &vc->slot[n];
+        uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
+
+        if (ioctl(sl->fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0) {
+            st = pvperf_host_error(s, "ioctl", v, n, errno);
+            continue;
+        }
+        group |= 1ull << n;
+        for (uint64_t g = group; g; g &= g - 1) {
+            vc->slot[ctz64(g)].enabled = enable;
+        }
+        touched |= group;
+    }
+    /* the records carry the counts as of now: one exit for the guest */
+    if (vc->page && touched) {
+        uint32_t failed;
+
+        pvperf_read_slots(s, v, touched, &failed);
+    }
+    return st;
 }
 
 static uint32_t pvperf_cmd_read(PVPerfState *s)
