@@ -4,12 +4,13 @@
 #   make          set up the host (once) and build QEMU with pvperf
 #   make demo     ... and show the device working
 #   make check    ... and run every test; ends with "N passed, N failed"
-#   make check-asan   the qtests on an AddressSanitizer+UBSan build
+#   make check-asan   only the qtests on an AddressSanitizer+UBSan build
+#   make e2e      only the end-to-end tests in a booted Linux guest
 
 SHELL := /bin/bash
 QEMU := build/qemu/qemu-system-x86_64
 
-.PHONY: all setup build demo check check-asan clean
+.PHONY: all setup build demo check check-asan e2e clean
 
 all: build
 
@@ -26,8 +27,10 @@ check: build
 	@scripts/run-tests.sh
 
 check-asan: setup
-	@PVPERF_ASAN=1 scripts/build-qemu.sh
-	@PVPERF_QEMU_BUILD=build/qemu-asan scripts/run-tests.sh qtest
+	@scripts/run-tests.sh asan
+
+e2e: build
+	@scripts/run-tests.sh e2e
 
 clean:
 	rm -rf build

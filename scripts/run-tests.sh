@@ -3,7 +3,7 @@
 # Run pvperf's tests and print one closing line "N passed, N failed,
 # N skipped". Exit status is non-zero when anything failed.
 #
-#   run-tests.sh [suite...]     suites: abi patches qtest demo (default: all)
+#   run-tests.sh [suite...]  suites: abi patches qtest demo e2e asan (default: all)
 #   PVPERF_QEMU_BUILD=dir       the QEMU build to test (default build/qemu)
 set -uo pipefail
 
@@ -57,29 +57,49 @@ suite_patches() {
     done
 }
 
-suite_qtest() {
-    local bin="$build/tests/qtest/pvperf-test" path log rc
+# qtest_cases BUILD_DIR NAME_PREFIX
+qtest_cases() {
+    local dir=$1 prefix=$2 path log rc
+    local bin="$dir/tests/qtest/pvperf-test" q="$dir/qemu-system-x86_64"
     if [ ! -x "$bin" ]; then
-        fail "qtest: $bin is not built"
+        fail "${prefix}qtest: $bin is not built"
         return
     fi
     # One process per test case, so that one failure does not hide the rest.
-    for path in $(QTEST_QEMU_BINARY="$qemu" "$bin" -l | grep '^/'); do
-        log="$logdir/qtest${path//\//_}.log"
-        QTEST_QEMU_BINARY="$qemu" timeout 600 "$bin" --tap -p "$path" \
+    for path in $(QTEST_QEMU_BINARY="$q" "$bin" -l | grep '^/'); do
+        log="$logdir/${prefix//\//_}qtest${path//\//_}.log"
+        QTEST_QEMU_BINARY="$q" timeout 600 "$bin" --tap -p "$path" \
             > "$log" 2>&1
         rc=$?
         if [ $rc -ne 0 ] || grep -q '^not ok' "$log"; then
-            fail "qtest $path (exit $rc, log: $log)"
-            grep -E 'ERROR|Bail|assert' "$log" | head -5 | sed 's/^/    /'
+            fail "${prefix}qtest $path (exit $rc, log: $log)"
+            grep -E 'ERROR|Bail|assert|Sanitizer|runtime error' "$log" |
+                head -5 | sed 's/^/    /'
         elif grep -q '^ok .*# SKIP' "$log"; then
-            skip "qtest $path: $(grep -o '# SKIP.*' "$log" | head -1)"
+            skip "${prefix}qtest $path: $(grep -o '# SKIP.*' "$log" | head -1)"
         elif grep -q '^ok ' "$log"; then
-            pass "qtest $path"
+            pass "${prefix}qtest $path"
         else
-            fail "qtest $path: no result (log: $log)"
+            fail "${prefix}qtest $path: no result (log: $log)"
         fi
     done
+}
+
+suite_qtest() {
+    qtest_cases "$build" ""
+}
+
+suite_asan() {
+    # The same qtests on QEMU built with AddressSanitizer and UBSan; any
+    # report (leaks at exit included) makes QEMU fail and the case with it.
+    if ! PVPERF_ASAN=1 scripts/build-qemu.sh > "$logdir/asan-build.log" 2>&1; then
+        fail "asan/build (log: $logdir/asan-build.log)"
+        tail -20 "$logdir/asan-build.log" | sed 's/^/    /'
+        return
+    fi
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        qtest_cases build/qemu-asan "asan/"
 }
 
 suite_demo() {
@@ -96,8 +116,32 @@ suite_demo() {
     fi
 }
 
+suite_e2e() {
+    # Boots Debian's kernel with -device pvperf and runs perf in it.
+    local log="$logdir/e2e.log" line
+    if ! scripts/guest-image.sh > "$logdir/guest-image.log" 2>&1; then
+        fail "e2e/guest-image (log: $logdir/guest-image.log)"
+        tail -20 "$logdir/guest-image.log" | sed 's/^/    /'
+        return
+    fi
+    scripts/e2e-tests > "$log" 2>&1
+    local rc=$?
+    grep -v '^#   ' "$log" | grep '^#' || true
+    while IFS= read -r line; do
+        case "$line" in
+        "PASS "*) pass "${line#PASS }" ;;
+        "FAIL "*) fail "${line#FAIL }" ;;
+        "SKIP "*) skip "${line#SKIP }" ;;
+        esac
+    done < "$log"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+        fail "e2e: scripts/e2e-tests exited $rc (log: $log)"
+        tail -20 "$log" | sed 's/^/    /'
+    fi
+}
+
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(abi patches qtest demo)
+[ ${#suites[@]} -gt 0 ] || suites=(abi patches qtest demo e2e asan)
 for s in "${suites[@]}"; do
     "suite_$s"
 done

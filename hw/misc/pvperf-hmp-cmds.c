@@ -1,0 +1,89 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * HMP "info pvperf": query-pvperf as tables for humans.
+ */
+
+#include "qemu/osdep.h"
+#include "monitor/monitor.h"
+#include "monitor/hmp.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-pvperf.h"
+#include "qapi/qapi-types-pvperf.h"
+
+static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
+{
+    const PvperfCatalogEntryList *e;
+    const PvperfPageList *p;
+    const PvperfSlotList *sl;
+
+    monitor_printf(mon, "%s%s%s%s: features 0x%x, driver features 0x%x\n",
+                   info->qom_path, info->id ? " (id " : "",
+                   info->id ? info->id : "", info->id ? ")" : "",
+                   info->features, info->driver_features);
+    monitor_printf(mon, "  limits: %u slots per vCPU, %u open slots at most "
+                   "(%u open), refresh %u ms\n",
+                   info->limits->slots_per_vcpu, info->limits->max_slots,
+                   info->open_slots, info->limits->refresh_ms);
+    monitor_printf(mon, "  catalog:\n");
+    monitor_printf(mon, "    %-3s %-24s %-10s %4s %-18s %s\n", "idx", "name",
+                   "kind", "type", "config", "status");
+    for (e = info->catalog; e; e = e->next) {
+        const PvperfCatalogEntry *c = e->value;
+
+        monitor_printf(mon, "    %-3u %-24s %-10s %4u 0x%-16" PRIx64 " %s%s\n",
+                       c->index, c->name, PvperfEventKind_str(c->kind),
+                       c->perf_type, c->perf_config,
+                       c->available ? "available" : "unavailable: ",
+                       c->available ? "" : c->reason);
+    }
+    monitor_printf(mon, "  count pages:%s\n", info->pages ? "" : " none");
+    for (p = info->pages; p; p = p->next) {
+        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "\n", p->value->vcpu,
+                       p->value->address);
+    }
+    monitor_printf(mon, "  open slots:%s\n", info->slots ? "" : " none");
+    if (info->slots) {
+        monitor_printf(mon, "    %-4s %-4s %-20s %-6s %-7s %20s %16s %16s %s\n",
+                       "vCPU", "slot", "event", "leader", "enabled", "count",
+                       "enabled ns", "running ns", "last error");
+    }
+    for (sl = info->slots; sl; sl = sl->next) {
+        const PvperfSlot *s = sl->value;
+        char leader[16] = "-";
+
+        if (s->has_leader) {
+            snprintf(leader, sizeof(leader), "%u", s->leader);
+        }
+        monitor_printf(mon, "    %-4u %-4u %-20s %-6s %-7s %20" PRIu64
+                       " %16" PRIu64 " %16" PRIu64 " %s\n",
+                       s->vcpu, s->slot, s->event_name, leader,
+                       s->enabled ? "yes" : "no", s->count, s->time_enabled,
+                       s->time_running,
+                       s->has_last_errno ? strerror(s->last_errno) : "-");
+    }
+    if (info->last_host_error) {
+        const PvperfHostError *h = info->last_host_error;
+
+        monitor_printf(mon, "  last host error: vCPU %u slot %u: %s: %s "
+                       "(errno %" PRId64 ")\n", h->vcpu, h->slot, h->operation,
+                       h->message, h->q_errno);
+    }
+}
+
+void hmp_info_pvperf(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    PvperfInfoList *list = qmp_query_pvperf(&err), *l;
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    if (!list) {
+        monitor_printf(mon, "no pvperf device\n");
+    }
+    for (l = list; l; l = l->next) {
+        hmp_pvperf_one(mon, l->value);
+    }
+    qapi_free_PvperfInfoList(list);
+}

@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Build the end-to-end guest from Debian's packages only:
+#   - linux-image-amd64's kernel, unpacked with dpkg -x (never installed)
+#   - guest-driver/pvperf.ko, built against the matching linux-headers
+#   - busybox-static, linux-perf and the libraries ldd names
+# into $PVPERF_CACHE/guest/{vmlinuz,initrd.cpio.gz}. Idempotent.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${PVPERF_CACHE:-/var/cache/pvperf}
+out="$cache/guest"
+log() { printf 'guest-image: %s\n' "$*" >&2; }
+die() { printf 'guest-image: error: %s\n' "$*" >&2; exit 1; }
+export DEBIAN_FRONTEND=noninteractive
+
+# The guest kernel ABI that linux-image-amd64 points at, e.g. 6.1.0-56-amd64
+abi=$(apt-cache depends linux-image-amd64 2>/dev/null |
+      sed -n 's/.*Depends: linux-image-\(.*-amd64\)$/\1/p' | head -1)
+[ -n "$abi" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
+mkdir -p "$out/debs"
+
+# 1. Kernel, unpacked only.
+if [ ! -f "$out/kernel-$abi/boot/vmlinuz-$abi" ]; then
+    log "fetching linux-image-$abi (dpkg -x, not installed)"
+    (cd "$out/debs" && apt-get download -qq "linux-image-$abi" >/dev/null 2>&1) ||
+        die "apt-get download linux-image-$abi failed"
+    rm -rf "$out/kernel-$abi"
+    dpkg -x "$out"/debs/linux-image-"$abi"_*.deb "$out/kernel-$abi"
+fi
+ln -sfn "kernel-$abi/boot/vmlinuz-$abi" "$out/vmlinuz"
+
+# 2. Headers on the host (files in /usr/src only) and the module.
+kdir="/usr/src/linux-headers-$abi"
+if [ ! -f "$kdir/Makefile" ]; then
+    log "installing linux-headers-$abi to build the guest driver"
+    apt-get install -y -qq --no-install-recommends "linux-headers-$abi" >/dev/null
+fi
+mkdir -p "$out/driver"
+cp "$top"/guest-driver/pvperf.c "$top"/guest-driver/Makefile "$out/driver/"
+mkdir -p "$out/include/hw/misc"
+cp "$top/include/hw/misc/pvperf.h" "$out/include/hw/misc/"
+log "building pvperf.ko for $abi"
+make -s -C "$kdir" M="$out/driver" ccflags-y="-I$out/include" modules \
+    > "$out/driver/build.log" 2>&1 ||
+    { cat "$out/driver/build.log" >&2; die "guest driver build failed"; }
+grep -E 'warning|error' "$out/driver/build.log" | grep -v 'Skipping BTF' >&2 || true
+
+# 3. initramfs: busybox, perf and its libraries, the module, /init.
+for p in busybox-static linux-perf; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+done
+root="$out/rootfs"
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,root,etc,lib/modules,usr/bin}
+cp /bin/busybox "$root/bin/busybox"
+cp /usr/bin/perf "$root/usr/bin/perf"
+for lib in $(ldd /usr/bin/perf | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+cp "$out/driver/pvperf.ko" "$root/lib/modules/pvperf.ko"
+cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+echo "@@ guest up: Linux $(uname -r), $(nproc) CPUs"
+if [ -f /test.sh ]; then
+    sh /test.sh
+else
+    insmod /lib/modules/pvperf.ko && echo "@@ pvperf loaded" && sh
+fi
+echo "@@ guest done"
+poweroff -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initrd.cpio.gz.new"
+mv "$out/initrd.cpio.gz.new" "$out/initrd.cpio.gz"
+log "guest ready: $out/vmlinuz ($abi), $out/initrd.cpio.gz ($(du -h "$out/initrd.cpio.gz" | cut -f1))"

@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Boot the end-to-end guest (scripts/guest-image.sh) under QEMU with
+-device pvperf, run a shell script in it, and watch its serial console.
+
+The guest prints "@@ ..." lines; a line "@@ MARK <name>" calls a
+callback on the host at that moment (to measure the vCPU threads or load
+the host in step with the guest). Uses KVM where KVM boots this guest,
+TCG (multi-threaded, one host thread per vCPU) where it does not.
+"""
+import gzip
+import io
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("PVPERF_CACHE", "/var/cache/pvperf")
+GUEST = os.path.join(CACHE, "guest")
+QEMU = os.path.join(TOP, "build/qemu/qemu-system-x86_64")
+
+
+def cpio_with(files):
+    """A gzipped newc cpio holding {path: (mode, bytes)}."""
+    out = io.BytesIO()
+
+    def entry(name, mode, data, ino):
+        name_b = name.encode() + b"\0"
+        hdr = "070701" + "".join("%08X" % v for v in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0))
+        out.write(hdr.encode() + name_b)
+        out.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        out.write(data)
+        out.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    for i, (name, (mode, data)) in enumerate(sorted(files.items())):
+        entry(name, mode, data, i + 1)
+    entry("TRAILER!!!", 0, b"", 0)
+    return gzip.compress(out.getvalue(), 1)
+
+
+class Guest:
+    def __init__(self, script, accel, device="pvperf", smp=2, mem=1024,
+                 timeout=300, log_path=None, on_mark=None, extra=()):
+        self.script = script
+        self.accel = accel
+        self.device = device
+        self.smp = smp
+        self.mem = mem
+        self.timeout = timeout
+        self.log_path = log_path
+        self.on_mark = on_mark or (lambda g, name: None)
+        self.extra = list(extra)
+        self.lines = []
+        self.tmp = tempfile.TemporaryDirectory(prefix="pvperf-guest-")
+        self.qmp_path = os.path.join(self.tmp.name, "qmp.sock")
+        self.proc = None
+
+    # -- QMP: a small client over the UNIX socket --------------------------
+    def qmp(self, cmd, **args):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(self.qmp_path)
+        f = s.makefile("rw")
+        json.loads(f.readline())                      # greeting
+        for req in ({"execute": "qmp_capabilities"},
+                    {"execute": cmd, "arguments": args}):
+            f.write(json.dumps(req) + "\n")
+            f.flush()
+            while True:
+                resp = json.loads(f.readline())
+                if "return" in resp or "error" in resp:
+                    break
+        s.close()
+        if "error" in resp:
+            raise RuntimeError("QMP %s: %s" % (cmd, resp["error"]))
+        return resp["return"]
+
+    def vcpu_threads(self):
+        return {c["cpu-index"]: c["thread-id"]
+                for c in self.qmp("query-cpus-fast")}
+
+    # -- running -----------------------------------------------------------
+    def command(self, initrd):
+        accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" \
+            else ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        return [QEMU, "-machine", "pc"] + accel + [
+            "-smp", str(self.smp), "-m", str(self.mem), "-nodefaults",
+            "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-kernel", os.path.join(GUEST, "vmlinuz"), "-initrd", initrd,
+            "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable",
+            "-device", self.device,
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path] + self.extra
+
+    def run(self):
+        """Boot, run the script; return True when the guest finished."""
+        initrd = os.path.join(self.tmp.name, "initrd.gz")
+        with open(os.path.join(GUEST, "initrd.cpio.gz"), "rb") as base, \
+                open(initrd, "wb") as out:
+            out.write(base.read())
+            out.write(cpio_with({"test.sh": (0o100755,
+                                             self.script.encode())}))
+        cmd = self.command(initrd)
+        self.lines.append("# " + " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        q = queue.Queue()
+
+        def reader():
+            for raw in self.proc.stdout:
+                q.put(raw.decode(errors="replace").rstrip("\r\n"))
+            q.put(None)
+        threading.Thread(target=reader, daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        done = False
+        while True:
+            try:
+                line = q.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.lines.append("# TIMEOUT after %d s" % self.timeout)
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if line.startswith("@@ MARK "):
+                self.on_mark(self, line[len("@@ MARK "):].strip())
+            if line.startswith("@@ guest done"):
+                done = True
+            if time.monotonic() > deadline:
+                self.lines.append("# TIMEOUT after %d s" % self.timeout)
+                break
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=10 if done else 0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.log_path:
+            with open(self.log_path, "w") as f:
+                f.write("\n".join(self.lines) + "\n")
+        return done
+
+    def output(self):
+        return "\n".join(self.lines)
+
+    def section(self, name):
+        """Lines between '@@ BEGIN name' and '@@ END name'."""
+        out, inside = [], False
+        for line in self.lines:
+            if line == "@@ BEGIN " + name:
+                inside = True
+            elif line.startswith("@@ END " + name):
+                return out, line.split("rc=")[-1] if "rc=" in line else None
+            elif inside:
+                out.append(line)
+        return out, None
+
+
+def kvm_boots_linux(verbose=True):
+    """Does /dev/kvm boot this guest? Probed once per host, cached."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "no usable /dev/kvm"
+    key = "%s %s" % (os.uname().release,
+                     os.path.realpath(os.path.join(GUEST, "vmlinuz")))
+    cache = os.path.join(GUEST, "kvm-probe")
+    try:
+        with open(cache) as f:
+            cached_key, verdict = f.read().rsplit("\n", 1)[0].split("|")
+        if cached_key == key:
+            return verdict == "yes", "cached probe (%s)" % cache
+    except (OSError, ValueError):
+        pass
+    if verbose:
+        print("# probing whether KVM boots the guest (once per host)...",
+              file=sys.stderr)
+    g = Guest("echo '@@ kvm boots'\n", "kvm", timeout=40)
+    ok = g.run() and "@@ kvm boots" in g.output()
+    with open(cache, "w") as f:
+        f.write("%s|%s\n" % (key, "yes" if ok else "no"))
+    return ok, "probe: the guest %s under KVM" % (
+        "booted" if ok else "did not boot in 40 s")
+
+
+def choose_accel(want="auto"):
+    if want in ("kvm", "tcg"):
+        return want, "requested"
+    ok, why = kvm_boots_linux()
+    if ok:
+        return "kvm", why
+    extra = ""
+    if os.path.exists("/sys/module/kvm_pvm"):
+        extra = "; /dev/kvm is kvm_pvm (nested, paravirtual)"
+    return "tcg", why + extra
