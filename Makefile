@@ -6,11 +6,12 @@
 #   make check    ... and run every test; ends with "N passed, N failed"
 #   make check-asan   only the qtests on an AddressSanitizer+UBSan build
 #   make e2e      only the end-to-end tests in a booted Linux guest
+#   make bench    benchmarks (query-pvperf with 1,024 open slots)
 
 SHELL := /bin/bash
 QEMU := build/qemu/qemu-system-x86_64
 
-.PHONY: all setup build demo check check-asan e2e clean
+.PHONY: all setup build demo check check-asan e2e bench clean
 
 all: build
 
@@ -31,6 +32,9 @@ check-asan: setup
 
 e2e: build
 	@scripts/run-tests.sh e2e
+
+bench: build
+	@scripts/bench-query
 
 clean:
 	rm -rf build

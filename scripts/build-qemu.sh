@@ -72,6 +72,7 @@ ln -sfn "$top" "$tree/pvperf"
 ln -sfn "$top/include/hw/misc/pvperf.h" "$tree/include/hw/misc/pvperf.h"
 ln -sfn "$top/tests/qtest/pvperf-test.c" "$tree/tests/qtest/pvperf-test.c"
 ln -sfn "$top/docs/pvperf.rst" "$tree/docs/specs/pvperf.rst"
+ln -sfn "$top/qapi/pvperf.json" "$tree/qapi/pvperf.json"
 
 # 4. Configure (once per option set) and build.
 if [ "${PVPERF_ASAN:-0}" = 1 ]; then
@@ -108,6 +109,7 @@ else
     ln -sfn "$build" "$top/build/qemu"
 fi
 
-[ $# -gt 0 ] || set -- qemu-system-x86_64 tests/qtest/pvperf-test
+[ $# -gt 0 ] || set -- qemu-system-x86_64 tests/qtest/pvperf-test \
+    tests/qtest/qmp-cmd-test
 log "ninja $* in $build"
 ninja -C "$build" "$@"

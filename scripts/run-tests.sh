@@ -87,6 +87,20 @@ qtest_cases() {
 
 suite_qtest() {
     qtest_cases "$build" ""
+    # QEMU's own qmp-cmd-test calls every argument-less query-*, including
+    # query-pvperf without a device: it must pass unchanged.
+    local log="$logdir/qmp-cmd-test.log" n
+    QTEST_QEMU_BINARY="$qemu" timeout 600 \
+        "$build/tests/qtest/qmp-cmd-test" --tap > "$log" 2>&1
+    local rc=$?
+    n=$(grep -c '^ok ' "$log")
+    if [ $rc -eq 0 ] && ! grep -q '^not ok' "$log" &&
+       grep -q '^ok .*/qmp/query-pvperf$' "$log"; then
+        pass "qemu/qmp-cmd-test ($n cases, query-pvperf among them)"
+    else
+        fail "qemu/qmp-cmd-test (exit $rc, log: $log)"
+        grep -E '^not ok|ERROR' "$log" | head -5 | sed 's/^/    /'
+    fi
 }
 
 suite_asan() {

@@ -22,9 +22,14 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                    info->id ? info->id : "", info->id ? ")" : "",
                    info->features, info->driver_features);
     monitor_printf(mon, "  limits: %u slots per vCPU, %u open slots at most "
-                   "(%u open), refresh %u ms\n",
-                   info->limits->slots_per_vcpu, info->limits->max_slots,
-                   info->open_slots, info->limits->refresh_ms);
+                   "(%u open), ", info->limits->slots_per_vcpu,
+                   info->limits->max_slots, info->open_slots);
+    if (info->limits->refresh_ms) {
+        monitor_printf(mon, "refresh every %u ms\n",
+                       info->limits->refresh_ms);
+    } else {
+        monitor_printf(mon, "refresh off\n");
+    }
     monitor_printf(mon, "  catalog:\n");
     monitor_printf(mon, "    %-3s %-24s %-10s %4s %-18s %s\n", "idx", "name",
                    "kind", "type", "config", "status");

@@ -26,6 +26,8 @@
 #include "hw/core/cpu.h"
 #include "system/kvm.h"
 #include "hw/misc/pvperf.h"
+#include "qapi/qapi-commands-pvperf.h"
+#include "qapi/qapi-types-pvperf.h"
 #include "trace/trace-pvperf_hw_misc.h"
 
 #include <perfmon/pfmlib_perf_event.h>
@@ -68,6 +70,7 @@ typedef struct PVPerfSlot {
     uint32_t leader;            /* leader slot, or PVPERF_NO_GROUP */
     bool enabled;
     bool read_error;
+    int read_errno;             /* of the last failed read, for QMP */
     uint32_t seq;               /* seqlock of the slot's record */
     /* the last values written to the guest */
     uint64_t count;
@@ -832,6 +835,7 @@ static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
     *touched |= group;
     for (uint64_t g = group; g; g &= g - 1) {
         vc->slot[ctz64(g)].read_error = err != 0;
+        vc->slot[ctz64(g)].read_errno = err;
     }
     if (err) {
         return err;
@@ -1235,6 +1239,118 @@ static const MemoryRegionOps pvperf_io_ops = {
     .valid = { .min_access_size = 1, .max_access_size = 4, .unaligned = true },
     .impl = { .min_access_size = 1, .max_access_size = 4, .unaligned = true },
 };
+
+/* Management: query-pvperf -------------------------------------------- */
+
+/* The QAPI enum lists the kinds in the ABI's order */
+#define PVPERF_SAME_KIND(k) \
+    QEMU_BUILD_BUG_ON((int)PVPERF_EVENT_KIND_##k != (int)PVPERF_KIND_##k)
+PVPERF_SAME_KIND(HARDWARE);
+PVPERF_SAME_KIND(SOFTWARE);
+PVPERF_SAME_KIND(TRACEPOINT);
+PVPERF_SAME_KIND(HW_CACHE);
+PVPERF_SAME_KIND(RAW);
+PVPERF_SAME_KIND(OTHER);
+
+static PvperfInfo *pvperf_query_info(PVPerfState *s)
+{
+    PvperfInfo *info = g_new0(PvperfInfo, 1);
+    DeviceState *dev = DEVICE(s);
+    PvperfCatalogEntryList **cat_tail = &info->catalog;
+    PvperfPageList **page_tail = &info->pages;
+    PvperfSlotList **slot_tail = &info->slots;
+
+    info->qom_path = object_get_canonical_path(OBJECT(s));
+    info->id = g_strdup(dev->id);
+    info->features = PVPERF_FEATURES;
+    info->driver_features = s->driver_features;
+    info->limits = g_new0(PvperfLimits, 1);
+    info->limits->slots_per_vcpu = s->slots_per_vcpu;
+    info->limits->max_slots = s->max_slots;
+    info->limits->refresh_ms = s->refresh_ms;
+    info->open_slots = s->open_slots;
+
+    for (uint32_t i = 0; i < s->catalog_count; i++) {
+        const PVPerfEvent *ev = &s->catalog[i];
+        PvperfCatalogEntry *e = g_new0(PvperfCatalogEntry, 1);
+
+        e->index = i;
+        e->name = g_strdup(ev->name);
+        e->kind = (PvperfEventKind)ev->kind;
+        e->perf_type = ev->attr.type;
+        e->perf_config = ev->attr.config;
+        e->available = ev->available;
+        if (!ev->available) {
+            e->has_q_errno = true;
+            e->q_errno = ev->probe_errno;
+            e->reason = g_strdup(ev->reason);
+        }
+        QAPI_LIST_APPEND(cat_tail, e);
+    }
+
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = s->vcpu[v];
+
+        if (!vc) {
+            continue;
+        }
+        if (vc->page) {
+            PvperfPage *p = g_new0(PvperfPage, 1);
+
+            p->vcpu = v;
+            p->address = vc->page;
+            QAPI_LIST_APPEND(page_tail, p);
+        }
+        for (uint64_t m = vc->open; m; m &= m - 1) {
+            uint32_t n = ctz64(m);
+            const PVPerfSlot *sl = &vc->slot[n];
+            PvperfSlot *o = g_new0(PvperfSlot, 1);
+
+            o->vcpu = v;
+            o->slot = n;
+            o->event = sl->event;
+            o->event_name = g_strdup(s->catalog[sl->event].name);
+            o->has_leader = pvperf_is_member(sl);
+            o->leader = o->has_leader ? sl->leader : 0;
+            o->enabled = sl->enabled;
+            o->count = sl->count;
+            o->time_enabled = sl->time_enabled;
+            o->time_running = sl->time_running;
+            o->has_last_errno = sl->read_error;
+            o->last_errno = sl->read_errno;
+            QAPI_LIST_APPEND(slot_tail, o);
+        }
+    }
+
+    if (s->last_error.what) {
+        info->last_host_error = g_new0(PvperfHostError, 1);
+        info->last_host_error->vcpu = s->last_error.vcpu;
+        info->last_host_error->slot = s->last_error.slot;
+        info->last_host_error->operation = g_strdup(s->last_error.what);
+        info->last_host_error->q_errno = s->last_error.err;
+        info->last_host_error->message = g_strdup(strerror(s->last_error.err));
+    }
+    return info;
+}
+
+static int pvperf_query_one(Object *obj, void *opaque)
+{
+    PvperfInfoList ***tail = opaque;
+
+    if (object_dynamic_cast(obj, TYPE_PVPERF)) {
+        QAPI_LIST_APPEND(*tail, pvperf_query_info(PVPERF(obj)));
+    }
+    return 0;
+}
+
+PvperfInfoList *qmp_query_pvperf(Error **errp)
+{
+    PvperfInfoList *list = NULL, **tail = &list;
+
+    object_child_foreach_recursive(object_get_root(), pvperf_query_one,
+                                   &tail);
+    return list;
+}
 
 /* Device -------------------------------------------------------------- */
 

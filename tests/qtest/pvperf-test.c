@@ -14,6 +14,7 @@
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qobject/qlist.h"
 #include "qapi/error.h"
 #include "hw/pci/pci_regs.h"
 #include "hw/misc/pvperf.h"
@@ -1077,6 +1078,221 @@ static void test_count_stress(void)
     fixture_stop(&f);
 }
 
+/* Management: query-pvperf and info pvperf ------------------------------ */
+
+static QList *query(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{'execute': 'query-pvperf'}");
+    QList *ret;
+
+    g_assert(qdict_haskey(resp, "return"));
+    ret = qdict_get_qlist(resp, "return");
+    qobject_ref(ret);
+    qobject_unref(resp);
+    return ret;
+}
+
+/* The one device's PvperfInfo (the caller unrefs it) */
+static QDict *query_one(QTestState *qts)
+{
+    QList *list = query(qts);
+    QDict *info;
+
+    g_assert_cmpint(qlist_size(list), ==, 1);
+    info = qobject_to(QDict, qlist_peek(list));
+    qobject_ref(info);
+    qobject_unref(list);
+    return info;
+}
+
+static QDict *list_at(QList *list, int idx)
+{
+    QListEntry *e;
+    int i = 0;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        if (i++ == idx) {
+            return qobject_to(QDict, qlist_entry_obj(e));
+        }
+    }
+    g_assert_not_reached();
+}
+
+static void test_qmp_no_device(void)
+{
+    QTestState *qts = qtest_init("-machine pc");
+    QList *list = query(qts);
+    g_autofree char *hmp = NULL;
+
+    g_assert_cmpint(qlist_size(list), ==, 0);
+    qobject_unref(list);
+    hmp = qtest_hmp(qts, "info pvperf");
+    g_assert_nonnull(strstr(hmp, "no pvperf device"));
+    qtest_quit(qts);
+}
+
+static void test_qmp_states(void)
+{
+    Fixture f;
+    QDict *info, *e, *lim, *sl, *err;
+    QList *cat, *slots, *pages;
+    int hw = host_can_open(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
+    g_autofree char *args = g_strdup_printf("-smp 2 %s", spin_args());
+    g_autofree char *hmp = NULL;
+    struct rlimit old, lim_fd;
+    Rec r;
+
+    fixture_start(&f, "id=pv0,slots-per-vcpu=16,max-slots=100", args);
+
+    /* idle: the catalog and limits, nothing open */
+    info = query_one(f.qts);
+    g_assert_cmpstr(qdict_get_str(info, "id"), ==, "pv0");
+    g_assert_cmpstr(qdict_get_str(info, "qom-path"), ==,
+                    "/machine/peripheral/pv0");
+    g_assert_cmpuint(qdict_get_int(info, "features"), ==,
+                     rd(&f, PVPERF_REG_FEATURES));
+    cat = qdict_get_qlist(info, "catalog");
+    g_assert_cmpint(qlist_size(cat), ==, G_N_ELEMENTS(default_events));
+    for (int i = 0; i < G_N_ELEMENTS(default_events); i++) {
+        e = list_at(cat, i);
+        g_assert_cmpint(qdict_get_int(e, "index"), ==, i);
+        g_assert_cmpstr(qdict_get_str(e, "name"), ==, default_events[i]);
+        /* the same availability the guest reads */
+        wr(&f, PVPERF_REG_CATALOG_SELECT, i);
+        g_assert_cmpint(qdict_get_bool(e, "available"), ==,
+                        !!(rd(&f, PVPERF_REG_CATALOG_INFO) &
+                           PVPERF_INFO_AVAILABLE));
+        if (!qdict_get_bool(e, "available")) {
+            g_assert_cmpint(qdict_get_int(e, "errno"), ==,
+                            rd(&f, PVPERF_REG_CATALOG_ERRNO));
+            g_assert_true(strlen(qdict_get_str(e, "reason")) > 10);
+            g_test_message("%s: %s", default_events[i],
+                           qdict_get_str(e, "reason"));
+        } else {
+            g_assert_false(qdict_haskey(e, "reason"));
+        }
+    }
+    e = list_at(cat, EV_TASK_CLOCK);
+    g_assert_cmpstr(qdict_get_str(e, "kind"), ==, "software");
+    g_assert_cmpint(qdict_get_int(e, "perf-type"), ==, PERF_TYPE_SOFTWARE);
+    g_assert_cmpint(qdict_get_int(e, "perf-config"), ==,
+                    PERF_COUNT_SW_TASK_CLOCK);
+    e = list_at(cat, EV_INSN);
+    g_assert_cmpstr(qdict_get_str(e, "kind"), ==, "hardware");
+    g_assert_cmpint(qdict_get_bool(e, "available"), ==, hw == 0);
+    lim = qdict_get_qdict(info, "limits");
+    g_assert_cmpint(qdict_get_int(lim, "slots-per-vcpu"), ==, 16);
+    g_assert_cmpint(qdict_get_int(lim, "max-slots"), ==, 100);
+    g_assert_cmpint(qdict_get_int(lim, "refresh-ms"), ==, 0);
+    g_assert_cmpint(qdict_get_int(info, "open-slots"), ==, 0);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(info, "pages")), ==, 0);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(info, "slots")), ==, 0);
+    g_assert_false(qdict_haskey(info, "last-host-error"));
+    qobject_unref(info);
+
+    /* what the guest did: a page, a group of two, enabled, read */
+    wr(&f, PVPERF_REG_DRIVER_FEATURES, PVPERF_F_COUNTING);
+    g_assert_cmpuint(set_page(&f, 0, PAGE2_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 3, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 5, EV_CSW, 3, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_PGFAULT, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_OK);
+    g_usleep(20 * 1000);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    r = get_rec(&f, PAGE2_GPA, 3);
+    info = query_one(f.qts);
+    g_assert_cmpuint(qdict_get_int(info, "driver-features"), ==,
+                     PVPERF_F_COUNTING);
+    g_assert_cmpint(qdict_get_int(info, "open-slots"), ==, 3);
+    pages = qdict_get_qlist(info, "pages");
+    g_assert_cmpint(qlist_size(pages), ==, 1);
+    g_assert_cmpint(qdict_get_int(list_at(pages, 0), "vcpu"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(list_at(pages, 0), "address"), ==,
+                     PAGE2_GPA);
+    slots = qdict_get_qlist(info, "slots");
+    g_assert_cmpint(qlist_size(slots), ==, 3);
+    sl = list_at(slots, 0);
+    g_assert_cmpint(qdict_get_int(sl, "vcpu"), ==, 0);
+    g_assert_cmpint(qdict_get_int(sl, "slot"), ==, 3);
+    g_assert_cmpint(qdict_get_int(sl, "event"), ==, EV_TASK_CLOCK);
+    g_assert_cmpstr(qdict_get_str(sl, "event-name"), ==, "task-clock");
+    g_assert_true(qdict_get_bool(sl, "enabled"));
+    g_assert_false(qdict_haskey(sl, "leader"));
+    /* the last count written to the guest, exactly */
+    g_assert_cmpuint(r.count, >, 0);
+    g_assert_cmpuint(qdict_get_int(sl, "count"), ==, r.count);
+    g_assert_cmpuint(qdict_get_int(sl, "time-enabled"), ==, r.time_enabled);
+    g_assert_cmpuint(qdict_get_int(sl, "time-running"), ==, r.time_running);
+    sl = list_at(slots, 1);
+    g_assert_cmpint(qdict_get_int(sl, "slot"), ==, 5);
+    g_assert_cmpint(qdict_get_int(sl, "leader"), ==, 3);
+    g_assert_cmpstr(qdict_get_str(sl, "event-name"), ==, "context-switches");
+    g_assert_false(qdict_get_bool(sl, "enabled"));     /* opened disabled */
+    g_assert_false(qdict_haskey(sl, "last-errno"));
+    sl = list_at(slots, 2);                           /* then vCPU 1 */
+    g_assert_cmpint(qdict_get_int(sl, "vcpu"), ==, 1);
+    g_assert_cmpstr(qdict_get_str(sl, "event-name"), ==, "page-faults");
+    g_assert_false(qdict_get_bool(sl, "enabled"));
+    qobject_unref(info);
+
+    /* HMP shows the same */
+    hmp = qtest_hmp(f.qts, "info pvperf");
+    g_test_message("info pvperf:\n%s", hmp);
+    g_assert_nonnull(strstr(hmp, "/machine/peripheral/pv0 (id pv0)"));
+    g_assert_nonnull(strstr(hmp, "task-clock"));
+    g_assert_nonnull(strstr(hmp, "16 slots per vCPU, 100 open slots at most "
+                            "(3 open)"));
+    g_assert_nonnull(strstr(hmp, "vCPU 0   0x200000"));
+    g_assert_nonnull(strstr(hmp, "0    5    context-switches     3"));
+
+    /* a failed open records the host error */
+    g_assert_cmpint(prlimit(qtest_pid(f.qts), RLIMIT_NOFILE, NULL, &old), ==,
+                    0);
+    lim_fd = old;
+    lim_fd.rlim_cur = lowest_free_fd(qtest_pid(f.qts));
+    g_assert_cmpint(prlimit(qtest_pid(f.qts), RLIMIT_NOFILE, &lim_fd, NULL),
+                    ==, 0);
+    g_assert_cmpuint(open_slot(&f, 0, 9, EV_CSW, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_HOST_ERROR);
+    g_assert_cmpint(prlimit(qtest_pid(f.qts), RLIMIT_NOFILE, &old, NULL), ==,
+                    0);
+    info = query_one(f.qts);
+    err = qdict_get_qdict(info, "last-host-error");
+    g_assert_nonnull(err);
+    g_assert_cmpstr(qdict_get_str(err, "operation"), ==, "perf_event_open");
+    g_assert_cmpint(qdict_get_int(err, "errno"), ==, EMFILE);
+    g_assert_cmpint(qdict_get_int(err, "vcpu"), ==, 0);
+    g_assert_cmpint(qdict_get_int(err, "slot"), ==, 9);
+    g_assert_cmpstr(qdict_get_str(err, "message"), ==, strerror(EMFILE));
+    g_assert_cmpint(qdict_get_int(info, "open-slots"), ==, 3);
+    qobject_unref(info);
+    g_free(hmp);
+    hmp = qtest_hmp(f.qts, "info pvperf");
+    g_assert_nonnull(strstr(hmp, "last host error: vCPU 0 slot 9: "
+                            "perf_event_open"));
+
+    /* after RESET: nothing open, no pages; the catalog stays */
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    info = query_one(f.qts);
+    g_assert_cmpint(qdict_get_int(info, "open-slots"), ==, 0);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(info, "slots")), ==, 0);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(info, "pages")), ==, 0);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(info, "catalog")), ==,
+                    G_N_ELEMENTS(default_events));
+    qobject_unref(info);
+
+    /* a second device shows up as a second entry */
+    qtest_qmp_assert_success(f.qts, "{'execute': 'device_add', 'arguments': "
+                             "{'driver': 'pvperf', 'id': 'pv1', "
+                             "'events': 'page-faults'}}");
+    slots = query(f.qts);
+    g_assert_cmpint(qlist_size(slots), ==, 2);
+    qobject_unref(slots);
+    fixture_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -1098,6 +1314,8 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/count/errors", test_count_errors);
     qtest_add_func("/pvperf/count/cleanup", test_count_cleanup);
     qtest_add_func("/pvperf/count/stress", test_count_stress);
+    qtest_add_func("/pvperf/qmp/no-device", test_qmp_no_device);
+    qtest_add_func("/pvperf/qmp/states", test_qmp_states);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);
