@@ -126,8 +126,9 @@ struct PVPerfState {
     QEMUTimer *refresh_timer;
     Error *migration_blocker;
 
-    /* migration only: the source's catalog_hash */
+    /* migration only: the source's catalog_hash, the count page addresses */
     uint32_t incoming_catalog_hash;
+    uint64_t *mig_pages;
 };
 
 /* Catalog ------------------------------------------------------------- */
@@ -1443,6 +1444,19 @@ static int pvperf_pre_save(void *opaque)
     PVPerfState *s = opaque;
 
     s->incoming_catalog_hash = s->catalog_hash;
+    g_free(s->mig_pages);
+    s->mig_pages = g_new0(uint64_t, s->nr_vcpus);
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        s->mig_pages[v] = s->vcpu[v] ? s->vcpu[v]->page : 0;
+    }
+    return 0;
+}
+
+static int pvperf_post_save(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    g_clear_pointer(&s->mig_pages, g_free);
     return 0;
 }
 
@@ -1453,8 +1467,16 @@ static int pvperf_post_load(void *opaque, int version_id)
     if (s->incoming_catalog_hash != s->catalog_hash) {
         error_report("pvperf: the migration source has another event "
                      "catalog (events property) than this destination");
+        g_clear_pointer(&s->mig_pages, g_free);
         return -EINVAL;
     }
+    /* no slot was open (a migration blocker sees to that): pages only */
+    for (uint32_t v = 0; s->mig_pages && v < s->nr_vcpus; v++) {
+        if (s->mig_pages[v]) {
+            pvperf_vcpu_state(s, v)->page = s->mig_pages[v];
+        }
+    }
+    g_clear_pointer(&s->mig_pages, g_free);
     return 0;
 }
 
@@ -1463,6 +1485,7 @@ static const VMStateDescription vmstate_pvperf = {
     .version_id = 1,
     .minimum_version_id = 1,
     .pre_save = pvperf_pre_save,
+    .post_save = pvperf_post_save,
     .post_load = pvperf_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, PVPerfState),
@@ -1472,6 +1495,9 @@ static const VMStateDescription vmstate_pvperf = {
         VMSTATE_UINT32_ARRAY(cmd, PVPerfState, PVPERF_CMD_NREGS),
         VMSTATE_UINT32(status, PVPerfState),
         VMSTATE_UINT32(host_errno, PVPerfState),
+        VMSTATE_UINT32_EQUAL(nr_vcpus, PVPerfState, NULL),
+        VMSTATE_VARRAY_UINT32_ALLOC(mig_pages, PVPerfState, nr_vcpus, 0,
+                                    vmstate_info_uint64, uint64_t),
         VMSTATE_END_OF_LIST()
     },
 };

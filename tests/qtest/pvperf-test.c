@@ -10,6 +10,7 @@
 #include "libqtest.h"
 #include "qemu/units.h"
 #include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "libqos/pci.h"
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
@@ -1293,6 +1294,90 @@ static void test_qmp_states(void)
     fixture_stop(&f);
 }
 
+/* Migration ------------------------------------------------------------ */
+
+static const char *wait_migration(QTestState *qts)
+{
+    static char status[32];
+
+    for (int i = 0; i < 1000; i++) {
+        QDict *r = qtest_qmp_assert_success_ref(qts,
+                                                "{'execute': 'query-migrate'}");
+        const char *st = qdict_haskey(r, "status") ?
+                         qdict_get_str(r, "status") : "none";
+
+        if (!strcmp(st, "failed") && qdict_haskey(r, "error-desc")) {
+            g_test_message("migration failed: %s",
+                           qdict_get_str(r, "error-desc"));
+        }
+        pstrcpy(status, sizeof(status), st);
+        qobject_unref(r);
+        if (!strcmp(status, "completed") || !strcmp(status, "failed")) {
+            return status;
+        }
+        g_usleep(10 * 1000);
+    }
+    return "timeout";
+}
+
+static void test_migration(void)
+{
+    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-%d",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    Fixture f, d;
+    QDict *resp;
+
+    fixture_start(&f, "events=task-clock,,page-faults", "-smp 2 -m 64");
+    wr(&f, PVPERF_REG_DRIVER_FEATURES, PVPERF_F_COUNTING);
+    g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
+
+    /* an open slot blocks migration, with the device's reason */
+    g_assert_cmpuint(open_slot(&f, 1, 2, 0, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_OK);
+    resp = qtest_qmp(f.qts, "{'execute': 'migrate', 'arguments': "
+                     "{'uri': %s}}", uri);
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "pvperf: open slots"));
+    qobject_unref(resp);
+
+    /* closed again: the device migrates, count pages included */
+    g_assert_cmpuint(close_slot(&f, 1, 2), ==, PVPERF_ST_OK);
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
+                             "{'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+
+    fixture_start(&d, "events=task-clock,,page-faults",
+                  "-smp 2 -m 64 -incoming defer");
+    qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(d.qts), ==, "completed");
+    g_assert_cmpuint(rd(&d, PVPERF_REG_DRIVER_FEATURES), ==,
+                     PVPERF_F_COUNTING);
+    /* vCPU 1's page is known on the destination: READ needs no SET_PAGE */
+    g_assert_cmpuint(open_slot(&d, 1, 2, 0, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 1, 1ull << 2), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&d, PAGE2_GPA, 2).flags, ==,
+                     PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 0), ==,
+                     PVPERF_ST_NO_PAGE);
+    fixture_stop(&d);
+
+    /* a destination with another catalog refuses the stream */
+    fixture_start(&d, "events=task-clock", "-smp 2 -m 64 -incoming defer");
+    qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s, "
+                             "'exit-on-error': false}}", uri);
+    g_assert_cmpstr(wait_migration(d.qts), ==, "failed");
+    fixture_stop(&d);
+
+    fixture_stop(&f);
+    unlink(file);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -1316,6 +1401,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/count/stress", test_count_stress);
     qtest_add_func("/pvperf/qmp/no-device", test_qmp_no_device);
     qtest_add_func("/pvperf/qmp/states", test_qmp_states);
+    qtest_add_func("/pvperf/migration", test_migration);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);
