@@ -41,7 +41,7 @@ cp "$top"/guest-driver/pvperf.c "$top"/guest-driver/Makefile "$out/driver/"
 mkdir -p "$out/include/hw/misc"
 cp "$top/include/hw/misc/pvperf.h" "$out/include/hw/misc/"
 log "building pvperf.ko for $abi"
-make -s -C "$kdir" M="$out/driver" ccflags-y="-I$out/include" modules \
+make -s -C "$kdir" M="$out/driver" ccflags-y="-I$out/include -Werror" modules \
     > "$out/driver/build.log" 2>&1 ||
     { cat "$out/driver/build.log" >&2; die "guest driver build failed"; }
 grep -E 'warning|error' "$out/driver/build.log" | grep -v 'Skipping BTF' >&2 || true

@@ -41,6 +41,8 @@ suite_abi() {
     run abi/header-c11-i386 gcc -m32 -ffreestanding -std=c11 -Wall -Werror -Iinclude -fsyntax-only "$t/a.c"
     run abi/header-gnu11 gcc -std=gnu11 -Wall -Werror -Iinclude -fsyntax-only "$t/a.c"
     rm -rf "$t"
+    # The guest driver against a newer kernel than the guest's 6.1
+    run driver/build-backports-kernel scripts/driver-build-check.sh
 }
 
 suite_patches() {
