@@ -1338,7 +1338,8 @@ static int pvperf_query_one(Object *obj, void *opaque)
 {
     PvperfInfoList ***tail = opaque;
 
-    if (object_dynamic_cast(obj, TYPE_PVPERF)) {
+    /* a device not (yet) realized has no slot table to show */
+    if (object_dynamic_cast(obj, TYPE_PVPERF) && DEVICE(obj)->realized) {
         QAPI_LIST_APPEND(*tail, pvperf_query_info(PVPERF(obj)));
     }
     return 0;
