@@ -82,8 +82,6 @@ typedef struct PVPerfSlot {
 typedef struct PVPerfVcpu {
     uint64_t page;              /* count page GPA, 0 = none */
     uint64_t open;              /* bit n: slot n is open */
-    uint32_t hdr_seq;           /* seqlock of overflow_pending */
-    uint64_t overflow_pending;
     PVPerfSlot slot[PVPERF_SLOTS_MAX];
 } PVPerfVcpu;
 
@@ -393,6 +391,16 @@ static uint64_t pvperf_slot_bits(PVPerfState *s)
     return MAKE_64BIT_MASK(0, s->slots_per_vcpu);
 }
 
+static bool pvperf_slot_ok(PVPerfState *s, uint32_t n, const char *cmd)
+{
+    if (n >= s->slots_per_vcpu) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u, the device has %u per "
+                      "vCPU\n", cmd, n, s->slots_per_vcpu);
+        return false;
+    }
+    return true;
+}
+
 static bool pvperf_is_member(const PVPerfSlot *sl)
 {
     return sl->leader != PVPERF_NO_GROUP;
@@ -411,11 +419,6 @@ static uint64_t pvperf_members(PVPerfVcpu *vc, uint32_t n)
         }
     }
     return m;
-}
-
-static MemTxAttrs pvperf_attrs(void)
-{
-    return MEMTXATTRS_UNSPECIFIED;
 }
 
 static void pvperf_fill_record(PVPerfVcpu *vc, uint32_t n,
@@ -463,13 +466,13 @@ static void pvperf_write_record(PVPerfState *s, uint32_t v, uint32_t n)
     }
     at = vc->page + PVPERF_SLOT_RECORD_OFFSET(n);
     sl->seq++;                                  /* odd: writing */
-    r = stl_le_pci_dma(pdev, at, sl->seq, pvperf_attrs());
+    r = stl_le_pci_dma(pdev, at, sl->seq, MEMTXATTRS_UNSPECIFIED);
     smp_wmb();
     pvperf_fill_record(vc, n, &rec);
     r |= pci_dma_write(pdev, at + 4, (uint8_t *)&rec + 4, sizeof(rec) - 4);
     smp_wmb();
     sl->seq++;                                  /* even: done */
-    r |= stl_le_pci_dma(pdev, at, sl->seq, pvperf_attrs());
+    r |= stl_le_pci_dma(pdev, at, sl->seq, MEMTXATTRS_UNSPECIFIED);
     if (r != MEMTX_OK) {
         pvperf_dma_failed(s, v, r);
     }
@@ -494,8 +497,7 @@ static MemTxResult pvperf_write_page(PVPerfState *s, uint32_t v)
     hdr->layout = cpu_to_le32(PVPERF_PAGE_LAYOUT);
     hdr->vcpu = cpu_to_le32(v);
     hdr->nr_slots = cpu_to_le32(s->slots_per_vcpu);
-    hdr->seq = cpu_to_le32(vc->hdr_seq);
-    hdr->overflow_pending = cpu_to_le64(vc->overflow_pending);
+    /* seq and overflow_pending stay 0: no OVERFLOW feature yet */
     for (uint32_t n = 0; n < s->slots_per_vcpu; n++) {
         pvperf_fill_record(vc, n, (struct pvperf_slot_record *)
                            (page + PVPERF_SLOT_RECORD_OFFSET(n)));
@@ -516,7 +518,7 @@ static bool pvperf_page_is_ram(PVPerfState *s, uint64_t gpa)
     }
     RCU_READ_LOCK_GUARD();
     mr = address_space_translate(as, gpa, &xlat, &len, true,
-                                 pvperf_attrs());
+                                 MEMTXATTRS_UNSPECIFIED);
     ok = memory_region_is_ram(mr) && !memory_region_is_rom(mr) &&
          len >= PVPERF_PAGE_SIZE;
     return ok;
@@ -604,16 +606,24 @@ static PVPerfVcpu *pvperf_vcpu_state(PVPerfState *s, uint32_t v)
     return s->vcpu[v];
 }
 
+/* Remember a failed host system call for management (query-pvperf) */
+static void pvperf_note_host_error(PVPerfState *s, const char *what,
+                                   uint32_t v, uint32_t n, int err)
+{
+    s->last_error = (PVPerfHostError) {
+        .vcpu = v, .slot = n, .err = err, .what = what,
+    };
+    trace_pvperf_host_error(v, n, what, err);
+}
+
+/* ... and, when it failed the guest's command, tell the guest too */
 static uint32_t pvperf_host_error(PVPerfState *s, const char *what,
                                   uint32_t v, uint32_t n, int err)
 {
     s->host_errno = err;
-    s->last_error = (PVPerfHostError) {
-        .vcpu = v, .slot = n, .err = err, .what = what,
-    };
+    pvperf_note_host_error(s, what, v, n, err);
     qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u: %s: %s\n",
                   __func__, v, n, what, strerror(err));
-    trace_pvperf_host_error(v, n, what, err);
     return PVPERF_ST_HOST_ERROR;
 }
 
@@ -686,9 +696,7 @@ static uint32_t pvperf_cmd_open(PVPerfState *s)
                       __func__, v);
         return PVPERF_ST_BAD_VCPU;
     }
-    if (n >= s->slots_per_vcpu) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u, the device has %u per "
-                      "vCPU\n", __func__, n, s->slots_per_vcpu);
+    if (!pvperf_slot_ok(s, n, __func__)) {
         return PVPERF_ST_BAD_SLOT;
     }
     if (ev_idx >= s->catalog_count) {
@@ -772,9 +780,7 @@ static uint32_t pvperf_cmd_close(PVPerfState *s)
     if (st) {
         return st;
     }
-    if (n >= s->slots_per_vcpu) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u, the device has %u per "
-                      "vCPU\n", __func__, n, s->slots_per_vcpu);
+    if (!pvperf_slot_ok(s, n, __func__)) {
         return PVPERF_ST_BAD_SLOT;
     }
     vc = s->vcpu[v];
@@ -943,6 +949,12 @@ static uint32_t pvperf_cmd_read(PVPerfState *s)
     return err ? pvperf_host_error(s, "read", v, failed, err) : PVPERF_ST_OK;
 }
 
+static void pvperf_arm_refresh(PVPerfState *s)
+{
+    timer_mod(s->refresh_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->refresh_ms);
+}
+
 /* refresh-ms: keep every enabled slot's record fresh without exits */
 static void pvperf_refresh(void *opaque)
 {
@@ -964,15 +976,11 @@ static void pvperf_refresh(void *opaque)
 
             if (err) {
                 /* not the guest's command: STATUS/HOST_ERRNO stay as they are */
-                s->last_error = (PVPerfHostError) {
-                    .vcpu = v, .slot = failed, .err = err, .what = "read",
-                };
-                trace_pvperf_host_error(v, failed, "read (refresh)", err);
+                pvperf_note_host_error(s, "read", v, failed, err);
             }
         }
     }
-    timer_mod(s->refresh_timer,
-              qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->refresh_ms);
+    pvperf_arm_refresh(s);
 }
 
 /* Commands ------------------------------------------------------------ */
@@ -1419,8 +1427,7 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
     s->vcpu = g_new0(PVPerfVcpu *, s->nr_vcpus);
     if (s->refresh_ms) {
         s->refresh_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, pvperf_refresh, s);
-        timer_mod(s->refresh_timer,
-                  qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->refresh_ms);
+        pvperf_arm_refresh(s);
     }
     pvperf_reset_cmd_regs(s);
     trace_pvperf_realize(s->catalog_count, s->nr_vcpus);

@@ -797,17 +797,34 @@ static int lowest_free_fd(pid_t pid)
     }
 }
 
+/*
+ * OPEN while QEMU cannot get another fd: a real perf_event_open failure
+ * (EMFILE). Returns the status; the fd limit is restored afterwards.
+ */
+static uint32_t open_out_of_fds(Fixture *f, uint32_t vcpu, uint32_t slot,
+                                uint32_t event)
+{
+    pid_t pid = qtest_pid(f->qts);
+    struct rlimit old, lim;
+    uint32_t status;
+
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
+    lim = old;
+    lim.rlim_cur = lowest_free_fd(pid);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &lim, NULL), ==, 0);
+    status = open_slot(f, vcpu, slot, event, PVPERF_NO_GROUP, 0);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &old, NULL), ==, 0);
+    return status;
+}
+
 static void test_count_errors(void)
 {
     Fixture f;
     int insn_err = host_can_open(PERF_TYPE_HARDWARE,
                                  PERF_COUNT_HW_INSTRUCTIONS);
-    pid_t pid;
-    struct rlimit old, lim;
     uint64_t bar_gpa;
 
     fixture_start(&f, "slots-per-vcpu=8,max-slots=3", "-smp 2 -m 64");
-    pid = qtest_pid(f.qts);
 
     /* BAD_VCPU */
     g_assert_cmpuint(open_slot(&f, 2, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
@@ -905,14 +922,9 @@ static void test_count_errors(void)
 
     /* HOST_ERROR: QEMU out of file descriptors */
     g_assert_cmpuint(close_slot(&f, 1, 0), ==, PVPERF_ST_OK);
-    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
-    lim = old;
-    lim.rlim_cur = lowest_free_fd(pid);
-    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &lim, NULL), ==, 0);
-    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
-                     ==, PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(open_out_of_fds(&f, 1, 0, EV_TASK_CLOCK), ==,
+                     PVPERF_ST_HOST_ERROR);
     g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, EMFILE);
-    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &old, NULL), ==, 0);
     assert_logged(&f, "perf_event_open: Too many open files");
     /* the next command clears HOST_ERRNO */
     g_assert_cmpuint(ring(&f, PVPERF_CMD_NOP), ==, PVPERF_ST_OK);
@@ -1140,7 +1152,6 @@ static void test_qmp_states(void)
     int hw = host_can_open(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
     g_autofree char *args = g_strdup_printf("-smp 2 %s", spin_args());
     g_autofree char *hmp = NULL;
-    struct rlimit old, lim_fd;
     Rec r;
 
     fixture_start(&f, "id=pv0,slots-per-vcpu=16,max-slots=100", args);
@@ -1249,16 +1260,8 @@ static void test_qmp_states(void)
     g_assert_nonnull(strstr(hmp, "0    5    context-switches     3"));
 
     /* a failed open records the host error */
-    g_assert_cmpint(prlimit(qtest_pid(f.qts), RLIMIT_NOFILE, NULL, &old), ==,
-                    0);
-    lim_fd = old;
-    lim_fd.rlim_cur = lowest_free_fd(qtest_pid(f.qts));
-    g_assert_cmpint(prlimit(qtest_pid(f.qts), RLIMIT_NOFILE, &lim_fd, NULL),
-                    ==, 0);
-    g_assert_cmpuint(open_slot(&f, 0, 9, EV_CSW, PVPERF_NO_GROUP, 0), ==,
+    g_assert_cmpuint(open_out_of_fds(&f, 0, 9, EV_CSW), ==,
                      PVPERF_ST_HOST_ERROR);
-    g_assert_cmpint(prlimit(qtest_pid(f.qts), RLIMIT_NOFILE, &old, NULL), ==,
-                    0);
     info = query_one(f.qts);
     err = qdict_get_qdict(info, "last-host-error");
     g_assert_nonnull(err);
