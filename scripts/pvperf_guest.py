@@ -9,15 +9,15 @@ TCG (multi-threaded, one host thread per vCPU) where it does not.
 """
 import gzip
 import io
-import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+import pvperf_qmp
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("PVPERF_CACHE", "/var/cache/pvperf")
@@ -63,23 +63,11 @@ class Guest:
 
     # -- QMP: a small client over the UNIX socket --------------------------
     def qmp(self, cmd, **args):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
-        s.connect(self.qmp_path)
-        f = s.makefile("rw")
-        json.loads(f.readline())                      # greeting
-        for req in ({"execute": "qmp_capabilities"},
-                    {"execute": cmd, "arguments": args}):
-            f.write(json.dumps(req) + "\n")
-            f.flush()
-            while True:
-                resp = json.loads(f.readline())
-                if "return" in resp or "error" in resp:
-                    break
-        s.close()
-        if "error" in resp:
-            raise RuntimeError("QMP %s: %s" % (cmd, resp["error"]))
-        return resp["return"]
+        q = pvperf_qmp.Qmp(self.qmp_path)
+        try:
+            return q.call(cmd, **args)
+        finally:
+            q.close()
 
     def vcpu_threads(self):
         return {c["cpu-index"]: c["thread-id"]

@@ -12,16 +12,22 @@ DEVFN_SLOT = 4
 BAR_ADDR = 0xE0000000
 
 
-def abi_constants():
-    """Register offsets from the ABI header, so the two cannot drift."""
-    regs = {}
+def abi_enum(prefix):
+    """{NAME: value} of the header's enum members PVPERF_<prefix>_NAME,
+    so that these scripts and the ABI cannot drift apart."""
+    out = {}
     with open(HEADER) as f:
         for line in f:
             parts = line.replace(",", " ").split()
-            if len(parts) >= 3 and parts[0].startswith("PVPERF_REG_") \
+            if len(parts) >= 3 and parts[0].startswith(prefix) \
                     and parts[1] == "=":
-                regs[parts[0][len("PVPERF_REG_"):]] = int(parts[2], 16)
-    return regs
+                out[parts[0][len(prefix):]] = int(parts[2], 0)
+    return out
+
+
+REG = abi_enum("PVPERF_REG_")
+CMD = abi_enum("PVPERF_CMD_")
+STATUS = {v: k for k, v in abi_enum("PVPERF_ST_").items()}
 
 
 class QTest:
@@ -68,6 +74,21 @@ class QTest:
         self.proc.stdin.close()
         self.proc.terminate()
         self.proc.wait()
+
+    # BAR 0 registers by their ABI names (map_bar0 first)
+    def rd(self, name, extra=0):
+        return self.cmd("readl 0x%x" % (BAR_ADDR + REG[name] + extra))
+
+    def wr(self, name, val):
+        self.cmd("writel 0x%x 0x%x" % (BAR_ADDR + REG[name], val))
+
+    def ring(self, cmd, what=""):
+        """Run a command; exit with its status name if it fails."""
+        self.wr("DOORBELL", CMD[cmd])
+        st = self.rd("STATUS")
+        if st:
+            sys.exit("qtest: %s%s failed: %s (host errno %d)"
+                     % (cmd, what, STATUS.get(st, st), self.rd("HOST_ERRNO")))
 
     def map_bar0(self):
         """Put BAR 0 at BAR_ADDR, memory decoding and bus mastering on."""
