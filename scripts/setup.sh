@@ -42,7 +42,9 @@ fi
 PKGS="build-essential ccache ninja-build pkg-config python3 python3-venv
  libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev flex bison
  libpfm4-dev dpkg-dev xz-utils seabios ipxe-qemu cpio gzip busybox-static
- linux-perf kmod"
+ linux-perf kmod dwarves"
+# (dwarves: pahole, which Linux 6.12's module build runs for BTF; see
+# scripts/driver-build-check.sh)
 # Packages wanted from bookworm-backports.
 BPO_PKGS="meson qemu-system-data"
 
