@@ -44,8 +44,9 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
     }
     monitor_printf(mon, "  count pages:%s\n", info->pages ? "" : " none");
     for (p = info->pages; p; p = p->next) {
-        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "\n", p->value->vcpu,
-                       p->value->address);
+        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "%s\n", p->value->vcpu,
+                       p->value->address,
+                       p->value->writable ? "" : " (not writable now)");
     }
     monitor_printf(mon, "  open slots:%s\n", info->slots ? "" : " none");
     if (info->slots) {
@@ -69,9 +70,13 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
     }
     if (info->last_host_error) {
         const PvperfHostError *h = info->last_host_error;
+        char slot[24] = "";
 
-        monitor_printf(mon, "  last host error: vCPU %u slot %u: %s: %s "
-                       "(errno %" PRId64 ")\n", h->vcpu, h->slot, h->operation,
+        if (h->slot != UINT32_MAX) {      /* else: the vCPU's thread watch */
+            snprintf(slot, sizeof(slot), " slot %u", h->slot);
+        }
+        monitor_printf(mon, "  last host error: vCPU %u%s: %s: %s "
+                       "(errno %" PRId64 ")\n", h->vcpu, slot, h->operation,
                        h->message, h->q_errno);
     }
 }

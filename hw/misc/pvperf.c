@@ -25,6 +25,9 @@
 #include "qemu/host-utils.h"
 #include "hw/core/cpu.h"
 #include "system/kvm.h"
+#include "system/dma.h"
+#include "system/runstate.h"
+#include "qemu/main-loop.h"
 #include "hw/misc/pvperf.h"
 #include "qapi/qapi-commands-pvperf.h"
 #include "qapi/qapi-types-pvperf.h"
@@ -32,6 +35,7 @@
 
 #include <perfmon/pfmlib_perf_event.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
@@ -42,6 +46,9 @@ OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
 
 #define PVPERF_MAX_SLOTS_LIMIT      65536
 #define PVPERF_REFRESH_MS_LIMIT     60000
+
+/* Migration: the catalog's names, comma-separated, NUL-padded */
+#define PVPERF_MIG_NAMES_SIZE       (PVPERF_CATALOG_MAX * PVPERF_NAME_SIZE)
 
 /* The features this build implements (docs/pvperf.rst, revision history) */
 #define PVPERF_FEATURES \
@@ -60,6 +67,12 @@ typedef struct PVPerfEvent {
     bool available;
     int probe_errno;            /* positive errno when unavailable */
     char *reason;               /* why unavailable, for management */
+    /*
+     * An available entry's probe event, kept open (disabled, on the main
+     * thread) while the device exists: the host kernel then registers its
+     * hooks (tracepoint probes, static keys) once, not on every OPEN/CLOSE.
+     */
+    int keep_fd;
 } PVPerfEvent;
 
 /* One open host event: (vCPU, slot) in the guest's terms */
@@ -79,8 +92,20 @@ typedef struct PVPerfSlot {
     uint64_t overflows;
 } PVPerfSlot;
 
+/*
+ * The device's state for one vCPU, from its first SET_PAGE or OPEN until
+ * RESET, device reset, or the end of the vCPU's host thread (unplug).
+ */
 typedef struct PVPerfVcpu {
+    PVPerfState *s;
+    uint32_t index;
+    CPUState *cpu;              /* referenced: a replugged vCPU is another */
+    int tid;                    /* the host thread the slots follow */
+    /* a dummy event on that thread: it polls HUP when the thread ends */
+    int watch_fd;
+    void *watch_rb;             /* its ring buffer (without one, it polls HUP) */
     uint64_t page;              /* count page GPA, 0 = none */
+    bool page_unwritable;       /* the last write found it unwritable */
     uint64_t open;              /* bit n: slot n is open */
     PVPerfSlot slot[PVPERF_SLOTS_MAX];
 } PVPerfVcpu;
@@ -107,7 +132,7 @@ struct PVPerfState {
     /* catalog, fixed at realize */
     PVPerfEvent catalog[PVPERF_CATALOG_MAX];
     uint32_t catalog_count;
-    uint32_t catalog_hash;      /* of the names, to check on migration */
+    char *catalog_names;        /* "name,name,...": checked on migration */
     uint32_t nr_vcpus;
 
     /* guest-visible registers */
@@ -121,11 +146,19 @@ struct PVPerfState {
     PVPerfVcpu **vcpu;
     uint32_t open_slots;
     PVPerfHostError last_error;
+    /*
+     * refresh-ms: the timer starts a pass, a bottom half (under the
+     * device's re-entrancy guard) refreshes one vCPU per call, so that the
+     * main loop runs between vCPUs; the next pass starts refresh_ms after
+     * this one ended.
+     */
     QEMUTimer *refresh_timer;
+    QEMUBH *refresh_bh;
+    uint32_t refresh_next;      /* the next vCPU of the current pass */
     Error *migration_blocker;
 
-    /* migration only: the source's catalog_hash, the count page addresses */
-    uint32_t incoming_catalog_hash;
+    /* migration only: the source's catalog names, the count page addresses */
+    uint8_t mig_names[PVPERF_MIG_NAMES_SIZE];
     uint64_t *mig_pages;
 };
 
@@ -241,7 +274,7 @@ static void pvperf_probe(PVPerfEvent *ev)
                                strerror(-fd), why);
         return;
     }
-    close(fd);
+    ev->keep_fd = fd;
     ev->available = true;
     ev->probe_errno = 0;
 }
@@ -285,20 +318,6 @@ static bool pvperf_resolve(PVPerfEvent *ev, bool user_given, Error **errp)
     pvperf_apply_policy(ev);
     pvperf_probe(ev);
     return true;
-}
-
-static uint32_t pvperf_hash_names(PVPerfState *s)
-{
-    uint32_t h = 2166136261u;   /* FNV-1a over "name\0name\0..." */
-
-    for (uint32_t i = 0; i < s->catalog_count; i++) {
-        const char *p = s->catalog[i].name;
-
-        do {
-            h = (h ^ (uint8_t)*p) * 16777619u;
-        } while (*p++);
-    }
-    return h;
 }
 
 static bool pvperf_build_catalog(PVPerfState *s, Error **errp)
@@ -355,6 +374,7 @@ static bool pvperf_build_catalog(PVPerfState *s, Error **errp)
     for (uint32_t i = 0; i < n; i++) {
         PVPerfEvent *ev = &s->catalog[i];
 
+        ev->keep_fd = -1;
         pstrcpy(ev->name, sizeof(ev->name), names[i]);
         if (!pvperf_resolve(ev, user_given, errp)) {
             return false;
@@ -364,7 +384,8 @@ static bool pvperf_build_catalog(PVPerfState *s, Error **errp)
                                    ev->attr.config, ev->available,
                                    ev->probe_errno);
     }
-    s->catalog_hash = pvperf_hash_names(s);
+    /* at most 64 names of at most 63 bytes, 63 commas: fits mig_names */
+    s->catalog_names = g_strjoinv(",", names);
     return true;
 }
 
@@ -372,13 +393,21 @@ static void pvperf_free_catalog(PVPerfState *s)
 {
     for (uint32_t i = 0; i < s->catalog_count; i++) {
         g_clear_pointer(&s->catalog[i].reason, g_free);
+        if (s->catalog[i].keep_fd >= 0) {
+            close(s->catalog[i].keep_fd);
+            s->catalog[i].keep_fd = -1;
+        }
     }
     s->catalog_count = 0;
+    g_clear_pointer(&s->catalog_names, g_free);
 }
 
 /* Slots and count pages --------------------------------------------- */
 
 #define CMD(s, reg)     ((s)->cmd[PVPERF_CMD_IDX(PVPERF_REG_CMD_##reg)])
+
+static uint32_t pvperf_host_error(PVPerfState *s, const char *what,
+                                  uint32_t v, uint32_t n, int err);
 
 static uint64_t pvperf_cmd64(PVPerfState *s, uint32_t lo_reg)
 {
@@ -421,47 +450,113 @@ static uint64_t pvperf_members(PVPerfVcpu *vc, uint32_t n)
     return m;
 }
 
+/* A slot's record; a closed slot's is zeroes but for its seq */
 static void pvperf_fill_record(PVPerfVcpu *vc, uint32_t n,
                                struct pvperf_slot_record *rec)
 {
     PVPerfSlot *sl = &vc->slot[n];
-    uint32_t flags = 0;
 
-    if (vc->open & (1ull << n)) {
-        flags |= PVPERF_SLOT_OPEN;
-        flags |= sl->enabled ? PVPERF_SLOT_ENABLED : 0;
-        flags |= sl->read_error ? PVPERF_SLOT_READ_ERROR : 0;
-    }
+    memset(rec, 0, sizeof(*rec));
     rec->seq = cpu_to_le32(sl->seq);
-    rec->flags = cpu_to_le32(flags);
+    if (!(vc->open & (1ull << n))) {
+        return;
+    }
+    rec->flags = cpu_to_le32(PVPERF_SLOT_OPEN |
+                             (sl->enabled ? PVPERF_SLOT_ENABLED : 0) |
+                             (sl->read_error ? PVPERF_SLOT_READ_ERROR : 0));
     rec->count = cpu_to_le64(sl->count);
     rec->time_enabled = cpu_to_le64(sl->time_enabled);
     rec->time_running = cpu_to_le64(sl->time_running);
     rec->overflows = cpu_to_le64(sl->overflows);
-    rec->reserved = 0;
 }
 
-static void pvperf_dma_failed(PVPerfState *s, uint32_t v, MemTxResult r)
+/*
+ * May the device write a count page at @gpa now (docs/pvperf.rst, "Shared
+ * count page")? Aligned, the whole page plain guest RAM as the device sees
+ * it (not ROM, not MMIO, not a RAM device such as a VFIO BAR), and bus
+ * mastering on. RAM is judged in the device's DMA address space behind the
+ * bus-master switch, so that the answer does not depend on that switch.
+ */
+static uint32_t pvperf_page_check(PVPerfState *s, uint64_t gpa,
+                                  const char **why)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    AddressSpace *as = pci_device_iommu_address_space(pdev);
+    hwaddr xlat, len = PVPERF_PAGE_SIZE;
+    MemoryRegion *mr;
+    bool ram;
+
+    if (gpa & (PVPERF_PAGE_SIZE - 1)) {
+        *why = "is not 4 KiB aligned";
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    if (gpa > UINT64_MAX - PVPERF_PAGE_SIZE) {
+        *why = "wraps around the end of the address space";
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    WITH_RCU_READ_LOCK_GUARD() {
+        mr = address_space_translate(as, gpa, &xlat, &len, true,
+                                     MEMTXATTRS_UNSPECIFIED);
+        ram = memory_region_is_ram(mr) && !memory_region_is_rom(mr) &&
+              !memory_region_is_ram_device(mr) && len >= PVPERF_PAGE_SIZE;
+    }
+    if (!ram) {
+        *why = "is not writable guest RAM";
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    if (!(pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        *why = "may not be written: bus mastering is off";
+        return PVPERF_ST_NO_BUS_MASTER;
+    }
+    return PVPERF_ST_OK;
+}
+
+/*
+ * Check a registered page before a write. An unwritable page is left
+ * alone and stays registered (a BAR being sized or moved, bus mastering
+ * off for a while); the change is logged once, not on every write.
+ */
+static void pvperf_write_records(PVPerfState *s, PVPerfVcpu *vc,
+                                 uint64_t mask);
+
+static uint32_t pvperf_page_ready(PVPerfState *s, PVPerfVcpu *vc)
+{
+    const char *why;
+    uint32_t st = pvperf_page_check(s, vc->page, &why);
+
+    if (st && !vc->page_unwritable) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: count page 0x%" PRIx64
+                      " %s: the device writes nothing there until it is "
+                      "writable again\n", __func__, vc->index, vc->page, why);
+        vc->page_unwritable = true;
+    } else if (!st && vc->page_unwritable) {
+        /* writes were skipped meanwhile: bring every record up to date */
+        vc->page_unwritable = false;
+        pvperf_write_records(s, vc, pvperf_slot_bits(s));
+    }
+    return st;
+}
+
+static void pvperf_dma_failed(PVPerfVcpu *vc, MemTxResult r)
 {
     qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: writing the count page at "
-                  "0x%" PRIx64 " failed (MemTxResult %d)\n", __func__, v,
-                  s->vcpu[v]->page, r);
+                  "0x%" PRIx64 " failed (MemTxResult %d)\n", __func__,
+                  vc->index, vc->page, r);
 }
 
 /*
  * Write one slot record under its seqlock (docs/pvperf.rst, "Seqlock
  * protocol"). Every caller holds the BQL, so there is one writer only.
  */
-static void pvperf_write_record(PVPerfState *s, uint32_t v, uint32_t n)
+static void pvperf_write_record(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    PVPerfVcpu *vc = s->vcpu[v];
     PVPerfSlot *sl = &vc->slot[n];
     struct pvperf_slot_record rec;
     dma_addr_t at;
     MemTxResult r;
 
-    if (!vc->page) {
+    if (!vc->page || pvperf_page_ready(s, vc)) {
         return;
     }
     at = vc->page + PVPERF_SLOT_RECORD_OFFSET(n);
@@ -474,28 +569,29 @@ static void pvperf_write_record(PVPerfState *s, uint32_t v, uint32_t n)
     sl->seq++;                                  /* even: done */
     r |= stl_le_pci_dma(pdev, at, sl->seq, MEMTXATTRS_UNSPECIFIED);
     if (r != MEMTX_OK) {
-        pvperf_dma_failed(s, v, r);
+        pvperf_dma_failed(vc, r);
     }
-    trace_pvperf_record(v, n, sl->count, sl->time_enabled, sl->time_running);
+    trace_pvperf_record(vc->index, n, sl->count, sl->time_enabled,
+                        sl->time_running);
 }
 
-static void pvperf_write_records(PVPerfState *s, uint32_t v, uint64_t mask)
+static void pvperf_write_records(PVPerfState *s, PVPerfVcpu *vc,
+                                 uint64_t mask)
 {
     for (; mask; mask &= mask - 1) {
-        pvperf_write_record(s, v, ctz64(mask));
+        pvperf_write_record(s, vc, ctz64(mask));
     }
 }
 
-/* Write the whole page: header and every record, all seqs even */
-static MemTxResult pvperf_write_page(PVPerfState *s, uint32_t v)
+/* Write the whole page, checked by the caller: header, records, seqs even */
+static MemTxResult pvperf_write_page(PVPerfState *s, PVPerfVcpu *vc)
 {
-    PVPerfVcpu *vc = s->vcpu[v];
     g_autofree uint8_t *page = g_malloc0(PVPERF_PAGE_SIZE);
     struct pvperf_page_header *hdr = (struct pvperf_page_header *)page;
 
     hdr->magic = cpu_to_le32(PVPERF_PAGE_MAGIC);
     hdr->layout = cpu_to_le32(PVPERF_PAGE_LAYOUT);
-    hdr->vcpu = cpu_to_le32(v);
+    hdr->vcpu = cpu_to_le32(vc->index);
     hdr->nr_slots = cpu_to_le32(s->slots_per_vcpu);
     /* seq and overflow_pending stay 0: no OVERFLOW feature yet */
     for (uint32_t n = 0; n < s->slots_per_vcpu; n++) {
@@ -505,42 +601,41 @@ static MemTxResult pvperf_write_page(PVPerfState *s, uint32_t v)
     return pci_dma_write(PCI_DEVICE(s), vc->page, page, PVPERF_PAGE_SIZE);
 }
 
-/* Is [gpa, gpa + 4 KiB) RAM the device can write, as one piece? */
-static bool pvperf_page_is_ram(PVPerfState *s, uint64_t gpa)
+/*
+ * Open slots are host file descriptors and cannot migrate (yet): while any
+ * is open, a migration blocker stops migrate and savevm. Where none can be
+ * added (a migration is running: -EBUSY; --only-migratable: -EACCES), OPEN
+ * fails rather than let a migration drop slots.
+ */
+static int pvperf_block_migration(PVPerfState *s)
 {
-    AddressSpace *as = pci_get_address_space(PCI_DEVICE(s));
-    hwaddr xlat, len = PVPERF_PAGE_SIZE;
-    MemoryRegion *mr;
-    bool ok;
+    Error *err = NULL;
+    int ret;
 
-    if (gpa > UINT64_MAX - PVPERF_PAGE_SIZE) {
-        return false;
+    if (s->migration_blocker) {
+        return 0;
     }
-    RCU_READ_LOCK_GUARD();
-    mr = address_space_translate(as, gpa, &xlat, &len, true,
-                                 MEMTXATTRS_UNSPECIFIED);
-    ok = memory_region_is_ram(mr) && !memory_region_is_rom(mr) &&
-         len >= PVPERF_PAGE_SIZE;
-    return ok;
+    error_setg(&s->migration_blocker, "pvperf: open slots are host perf "
+               "events that this device cannot migrate yet");
+    ret = migrate_add_blocker(&s->migration_blocker, &err);
+    if (ret < 0) {
+        qemu_log_mask(LOG_GUEST_ERROR, "pvperf: OPEN refused: %s\n",
+                      error_get_pretty(err));
+        error_free(err);
+    }
+    return ret < 0 ? ret : 0;
 }
 
+/* After slots closed: no slot open, no blocker */
 static void pvperf_update_blocker(PVPerfState *s)
 {
-    if (s->open_slots && !s->migration_blocker) {
-        error_setg(&s->migration_blocker, "pvperf: open slots are host "
-                   "perf events that this device cannot migrate yet");
-        /* only fails while a migration runs; it then fails on its own */
-        if (migrate_add_blocker(&s->migration_blocker, NULL) < 0) {
-            s->migration_blocker = NULL;
-        }
-    } else if (!s->open_slots && s->migration_blocker) {
+    if (!s->open_slots && s->migration_blocker) {
         migrate_del_blocker(&s->migration_blocker);
     }
 }
 
-static void pvperf_close_slot(PVPerfState *s, uint32_t v, uint32_t n)
+static void pvperf_close_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
 {
-    PVPerfVcpu *vc = s->vcpu[v];
     PVPerfSlot *sl = &vc->slot[n];
 
     /* like perf: a leader's members carry on as events of their own */
@@ -552,26 +647,134 @@ static void pvperf_close_slot(PVPerfState *s, uint32_t v, uint32_t n)
     sl->enabled = false;
     vc->open &= ~(1ull << n);
     s->open_slots--;
-    trace_pvperf_close(v, n);
+    trace_pvperf_close(vc->index, n);
+}
+
+/* Close a vCPU's slots, stop watching its thread, forget its page */
+static void pvperf_release_vcpu(PVPerfState *s, uint32_t v)
+{
+    PVPerfVcpu *vc = s->vcpu[v];
+
+    if (!vc) {
+        return;
+    }
+    while (vc->open) {
+        pvperf_close_slot(s, vc, ctz64(vc->open));
+    }
+    qemu_set_fd_handler(vc->watch_fd, NULL, NULL, NULL);
+    munmap(vc->watch_rb, qemu_real_host_page_size());
+    close(vc->watch_fd);
+    object_unref(OBJECT(vc->cpu));
+    g_free(vc);
+    s->vcpu[v] = NULL;
+    pvperf_update_blocker(s);
 }
 
 /* Close every slot and forget every page: RESET, device reset, unrealize */
 static void pvperf_release_all(PVPerfState *s)
 {
     for (uint32_t v = 0; s->vcpu && v < s->nr_vcpus; v++) {
-        PVPerfVcpu *vc = s->vcpu[v];
-
-        if (!vc) {
-            continue;
-        }
-        while (vc->open) {
-            pvperf_close_slot(s, v, ctz64(vc->open));
-        }
-        g_free(vc);
-        s->vcpu[v] = NULL;
+        pvperf_release_vcpu(s, v);
     }
     assert(s->open_slots == 0);
-    pvperf_update_blocker(s);
+}
+
+/* The vCPU's host thread ended: it was unplugged (docs: "vCPU hotplug") */
+static void pvperf_vcpu_watch(void *opaque)
+{
+    PVPerfVcpu *vc = opaque;
+    PVPerfState *s = vc->s;
+
+    trace_pvperf_vcpu_gone(vc->index, vc->tid, ctpop64(vc->open));
+    pvperf_release_vcpu(s, vc->index);
+}
+
+/*
+ * vCPU @v if it is plugged in and has a host thread, else NULL. Only a
+ * vCPU with a thread of its own can be counted (KVM, multi-threaded TCG).
+ */
+static CPUState *pvperf_vcpu_present(uint32_t v)
+{
+    CPUState *cpu = qemu_get_cpu(v);
+
+    return cpu && cpu->thread_id > 0 ? cpu : NULL;
+}
+
+/*
+ * The state of vCPU @v, or NULL when it has none. State left behind by
+ * an unplugged vCPU whose end the watch has not reported yet (or that no
+ * watch can see: single-threaded TCG), or by a vCPU replugged since, is
+ * released first, so that it never applies to another vCPU. Every path
+ * that uses a vCPU's state comes through here.
+ */
+static PVPerfVcpu *pvperf_vcpu_get(PVPerfState *s, uint32_t v)
+{
+    PVPerfVcpu *vc = s->vcpu[v];
+    CPUState *cpu = pvperf_vcpu_present(v);
+
+    if (vc && (vc->cpu != cpu || vc->tid != cpu->thread_id)) {
+        trace_pvperf_vcpu_gone(v, vc->tid, ctpop64(vc->open));
+        pvperf_release_vcpu(s, v);
+        vc = NULL;
+    }
+    return vc;
+}
+
+/* Get or create the state of a present vCPU; fails with a status */
+static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
+                                  PVPerfVcpu **out)
+{
+    struct perf_event_attr attr = {
+        .size = sizeof(attr),
+        .type = PERF_TYPE_SOFTWARE,
+        .config = PERF_COUNT_SW_DUMMY,
+        .disabled = 1,
+        .exclude_hv = 1,
+    };
+    PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
+    CPUState *cpu = pvperf_vcpu_present(v);
+    void *rb;
+    int fd;
+
+    if (vc) {
+        *out = vc;
+        return PVPERF_ST_OK;
+    }
+    if (!cpu) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u is not present\n",
+                      __func__, v);
+        return PVPERF_ST_BAD_VCPU;
+    }
+    fd = pvperf_perf_event_open(&attr, cpu->thread_id, -1);
+    if (fd < 0) {
+        return pvperf_host_error(s, "perf_event_open (vCPU watch)", v,
+                                 PVPERF_NO_GROUP, -fd);
+    }
+    /* a perf fd polls HUP at once unless it has a ring buffer */
+    rb = mmap(NULL, qemu_real_host_page_size(), PROT_READ, MAP_SHARED, fd, 0);
+    if (rb == MAP_FAILED) {
+        int err = errno;
+
+        close(fd);
+        return pvperf_host_error(s, "mmap (vCPU watch)", v, PVPERF_NO_GROUP,
+                                 err);
+    }
+    vc = g_new0(PVPerfVcpu, 1);
+    vc->s = s;
+    vc->index = v;
+    vc->cpu = cpu;
+    object_ref(OBJECT(cpu));
+    vc->tid = cpu->thread_id;
+    vc->watch_fd = fd;
+    vc->watch_rb = rb;
+    for (int n = 0; n < PVPERF_SLOTS_MAX; n++) {
+        vc->slot[n].fd = -1;
+        vc->slot[n].leader = PVPERF_NO_GROUP;
+    }
+    qemu_set_fd_handler(fd, pvperf_vcpu_watch, NULL, vc);
+    s->vcpu[v] = vc;
+    *out = vc;
+    return PVPERF_ST_OK;
 }
 
 /*
@@ -594,16 +797,17 @@ static uint32_t pvperf_target(PVPerfState *s, uint32_t *v)
     return PVPERF_ST_OK;
 }
 
-static PVPerfVcpu *pvperf_vcpu_state(PVPerfState *s, uint32_t v)
+/* ... and the vCPU must be plugged in (SET_PAGE, OPEN) */
+static uint32_t pvperf_target_present(PVPerfState *s, uint32_t *v)
 {
-    if (!s->vcpu[v]) {
-        s->vcpu[v] = g_new0(PVPerfVcpu, 1);
-        for (int n = 0; n < PVPERF_SLOTS_MAX; n++) {
-            s->vcpu[v]->slot[n].fd = -1;
-            s->vcpu[v]->slot[n].leader = PVPERF_NO_GROUP;
-        }
+    uint32_t st = pvperf_target(s, v);
+
+    if (!st && !pvperf_vcpu_present(*v)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u is not present\n",
+                      __func__, *v);
+        st = PVPERF_ST_BAD_VCPU;
     }
-    return s->vcpu[v];
+    return st;
 }
 
 /* Remember a failed host system call for management (query-pvperf) */
@@ -630,8 +834,8 @@ static uint32_t pvperf_host_error(PVPerfState *s, const char *what,
 static uint32_t pvperf_cmd_set_page(PVPerfState *s)
 {
     uint64_t gpa = pvperf_cmd64(s, PVPERF_REG_CMD_ADDR_LO);
-    PCIDevice *pdev = PCI_DEVICE(s);
     PVPerfVcpu *vc;
+    const char *why;
     uint32_t v, st;
     MemTxResult r;
 
@@ -640,32 +844,32 @@ static uint32_t pvperf_cmd_set_page(PVPerfState *s)
         return st;
     }
     if (gpa == 0) {
-        if (s->vcpu[v]) {
-            s->vcpu[v]->page = 0;
+        vc = pvperf_vcpu_get(s, v);
+        if (vc) {
+            vc->page = 0;
         }
         trace_pvperf_set_page(v, 0);
         return PVPERF_ST_OK;
     }
-    if (gpa & (PVPERF_PAGE_SIZE - 1)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: count page 0x%" PRIx64 " is not "
-                      "4 KiB aligned\n", __func__, gpa);
-        return PVPERF_ST_BAD_ADDRESS;
+    st = pvperf_target_present(s, &v);
+    if (st) {
+        return st;
     }
-    if (!(pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: bus mastering is off: the "
-                      "device may not write the count page\n", __func__);
-        return PVPERF_ST_NO_BUS_MASTER;
+    st = pvperf_page_check(s, gpa, &why);
+    if (st) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: count page 0x%" PRIx64 " %s\n",
+                      __func__, gpa, why);
+        return st;
     }
-    if (!pvperf_page_is_ram(s, gpa)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: count page 0x%" PRIx64 " is not "
-                      "writable guest RAM\n", __func__, gpa);
-        return PVPERF_ST_BAD_ADDRESS;
+    st = pvperf_vcpu_state(s, v, &vc);
+    if (st) {
+        return st;
     }
-    vc = pvperf_vcpu_state(s, v);
     vc->page = gpa;
-    r = pvperf_write_page(s, v);
+    vc->page_unwritable = false;
+    r = pvperf_write_page(s, vc);
     if (r != MEMTX_OK) {
-        pvperf_dma_failed(s, v, r);
+        pvperf_dma_failed(vc, r);
         vc->page = 0;
         return PVPERF_ST_BAD_ADDRESS;
     }
@@ -681,20 +885,12 @@ static uint32_t pvperf_cmd_open(PVPerfState *s)
     const PVPerfEvent *ev;
     struct perf_event_attr attr;
     PVPerfVcpu *vc;
-    PVPerfSlot *sl;
-    CPUState *cpu;
-    uint64_t id;
-    int fd;
+    uint64_t open, id;
+    int fd, ret;
 
-    st = pvperf_target(s, &v);
+    st = pvperf_target_present(s, &v);
     if (st) {
         return st;
-    }
-    cpu = qemu_get_cpu(v);
-    if (!cpu || cpu->thread_id <= 0) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u is not present\n",
-                      __func__, v);
-        return PVPERF_ST_BAD_VCPU;
     }
     if (!pvperf_slot_ok(s, n, __func__)) {
         return PVPERF_ST_BAD_SLOT;
@@ -714,16 +910,16 @@ static uint32_t pvperf_cmd_open(PVPerfState *s)
                       "needs feature OVERFLOW\n", __func__, period);
         return PVPERF_ST_UNSUPPORTED;
     }
-    vc = pvperf_vcpu_state(s, v);
-    sl = &vc->slot[n];
-    if (vc->open & (1ull << n)) {
+    vc = pvperf_vcpu_get(s, v);
+    open = vc ? vc->open : 0;
+    if (open & (1ull << n)) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is open\n",
                       __func__, v, n);
         return PVPERF_ST_SLOT_BUSY;
     }
     if (lead != PVPERF_NO_GROUP &&
         (lead >= s->slots_per_vcpu || lead == n ||
-         !(vc->open & (1ull << lead)) || pvperf_is_member(&vc->slot[lead]))) {
+         !(open & (1ull << lead)) || pvperf_is_member(&vc->slot[lead]))) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: slot %u is not an open group "
                       "leader on vCPU %u\n", __func__, lead, v);
         return PVPERF_ST_BAD_GROUP;
@@ -739,33 +935,46 @@ static uint32_t pvperf_cmd_open(PVPerfState *s)
                       "(max-slots)\n", __func__, s->open_slots);
         return PVPERF_ST_LIMIT;
     }
+    st = pvperf_vcpu_state(s, v, &vc);
+    if (st) {
+        return st;
+    }
     attr = ev->attr;
-    fd = pvperf_perf_event_open(&attr, cpu->thread_id,
+    fd = pvperf_perf_event_open(&attr, vc->tid,
                                 lead == PVPERF_NO_GROUP ? -1 :
                                 vc->slot[lead].fd);
     if (fd < 0) {
         return pvperf_host_error(s, "perf_event_open", v, n, -fd);
     }
-    if (ioctl(fd, PERF_EVENT_IOC_ID, &id) < 0 ||
-        ((flags & PVPERF_OPEN_ENABLED) &&
-         ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0)) {
+    if (ioctl(fd, PERF_EVENT_IOC_ID, &id) < 0) {
         int err = errno;
 
         close(fd);
         return pvperf_host_error(s, "ioctl", v, n, err);
     }
-    *sl = (PVPerfSlot) {
+    ret = pvperf_block_migration(s);
+    if (ret < 0) {
+        close(fd);
+        return pvperf_host_error(s, "migrate_add_blocker", v, n, -ret);
+    }
+    if ((flags & PVPERF_OPEN_ENABLED) && ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) {
+        int err = errno;
+
+        close(fd);
+        pvperf_update_blocker(s);
+        return pvperf_host_error(s, "ioctl", v, n, err);
+    }
+    vc->slot[n] = (PVPerfSlot) {
         .fd = fd,
         .id = id,
         .event = ev_idx,
         .leader = lead,
         .enabled = flags & PVPERF_OPEN_ENABLED,
-        .seq = sl->seq,
+        .seq = vc->slot[n].seq,
     };
     vc->open |= 1ull << n;
     s->open_slots++;
-    pvperf_update_blocker(s);
-    pvperf_write_record(s, v, n);
+    pvperf_write_record(s, vc, n);
     trace_pvperf_open(v, n, ev->name, lead, fd);
     return PVPERF_ST_OK;
 }
@@ -783,24 +992,27 @@ static uint32_t pvperf_cmd_close(PVPerfState *s)
     if (!pvperf_slot_ok(s, n, __func__)) {
         return PVPERF_ST_BAD_SLOT;
     }
-    vc = s->vcpu[v];
+    vc = pvperf_vcpu_get(s, v);
     if (!vc || !(vc->open & (1ull << n))) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is not open\n",
                       __func__, v, n);
         return PVPERF_ST_SLOT_FREE;
     }
     members = pvperf_members(vc, n);
-    pvperf_close_slot(s, v, n);
+    pvperf_close_slot(s, vc, n);
     pvperf_update_blocker(s);
-    pvperf_write_records(s, v, members | (1ull << n));
+    pvperf_write_records(s, vc, members | (1ull << n));
     return PVPERF_ST_OK;
 }
 
-/* Check a mask command's vCPU and mask; all bits or none */
-static uint32_t pvperf_mask_target(PVPerfState *s, uint32_t *v,
+/*
+ * Check a mask command's vCPU and mask; all bits or none. *@vc is the
+ * vCPU's state, NULL only for an empty mask on a vCPU without state.
+ */
+static uint32_t pvperf_mask_target(PVPerfState *s, PVPerfVcpu **vc,
                                    uint64_t *mask)
 {
-    uint32_t st = pvperf_target(s, v);
+    uint32_t v, st = pvperf_target(s, &v);
     uint64_t open;
 
     if (st) {
@@ -812,7 +1024,8 @@ static uint32_t pvperf_mask_target(PVPerfState *s, uint32_t *v,
                       "beyond %u\n", __func__, *mask, s->slots_per_vcpu);
         return PVPERF_ST_BAD_SLOT;
     }
-    open = s->vcpu[*v] ? s->vcpu[*v]->open : 0;
+    *vc = pvperf_vcpu_get(s, v);
+    open = *vc ? (*vc)->open : 0;
     if (*mask & ~open) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: mask 0x%" PRIx64 " names slots "
                       "that are not open (open: 0x%" PRIx64 ")\n", __func__,
@@ -823,10 +1036,9 @@ static uint32_t pvperf_mask_target(PVPerfState *s, uint32_t *v,
 }
 
 /* read(2) of a leader with PERF_FORMAT_GROUP: the leader and its members */
-static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
+static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
                              uint64_t *touched)
 {
-    PVPerfVcpu *vc = s->vcpu[v];
     uint64_t group = pvperf_members(vc, lead) | (1ull << lead);
     uint64_t buf[3 + 2 * PVPERF_SLOTS_MAX];
     ssize_t len = read(vc->slot[lead].fd, buf, sizeof(buf));
@@ -837,7 +1049,8 @@ static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
                      (size_t)len < (3 + 2 * buf[0]) * 8)) {
         err = EIO;                       /* short read: never expected */
     }
-    trace_pvperf_read_group(v, lead, len, err, len >= 8 ? buf[0] : 0,
+    trace_pvperf_read_group(vc->index, lead, len, err,
+                            len >= 8 ? buf[0] : 0,
                             len >= 24 ? buf[1] : 0, len >= 24 ? buf[2] : 0);
     *touched |= group;
     for (uint64_t g = group; g; g &= g - 1) {
@@ -870,10 +1083,9 @@ static int pvperf_read_group(PVPerfState *s, uint32_t v, uint32_t lead,
  * Read the slots in @mask (and their groups) and write their records.
  * Returns 0 or the first errno, with the leader it came from in *@failed.
  */
-static int pvperf_read_slots(PVPerfState *s, uint32_t v, uint64_t mask,
+static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
                              uint32_t *failed)
 {
-    PVPerfVcpu *vc = s->vcpu[v];
     uint64_t leaders = 0, touched = 0;
     int first_err = 0;
 
@@ -883,37 +1095,40 @@ static int pvperf_read_slots(PVPerfState *s, uint32_t v, uint64_t mask,
         leaders |= 1ull << (pvperf_is_member(sl) ? sl->leader : ctz64(m));
     }
     for (; leaders; leaders &= leaders - 1) {
-        int err = pvperf_read_group(s, v, ctz64(leaders), &touched);
+        int err = pvperf_read_group(vc, ctz64(leaders), &touched);
 
         if (err && !first_err) {
             first_err = err;
             *failed = ctz64(leaders);
         }
     }
-    pvperf_write_records(s, v, touched);
+    pvperf_write_records(s, vc, touched);
     return first_err;
 }
 
+/*
+ * ENABLE/DISABLE: slot by slot in mask order; a failing ioctl stops the
+ * command there (the slots before it changed, their records say so).
+ */
 static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
 {
     unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
     uint64_t mask, touched = 0;
-    uint32_t v, st = PVPERF_ST_OK;
+    uint32_t st;
     PVPerfVcpu *vc;
 
-    st = pvperf_mask_target(s, &v, &mask);
+    st = pvperf_mask_target(s, &vc, &mask);
     if (st || !mask) {
         return st;
     }
-    vc = s->vcpu[v];
     for (uint64_t m = mask; m; m &= m - 1) {
         uint32_t n = ctz64(m);
         PVPerfSlot *sl = &vc->slot[n];
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
 
         if (ioctl(sl->fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0) {
-            st = pvperf_host_error(s, "ioctl", v, n, errno);
-            continue;
+            st = pvperf_host_error(s, "ioctl", vc->index, n, errno);
+            break;
         }
         group |= 1ull << n;
         for (uint64_t g = group; g; g &= g - 1) {
@@ -925,7 +1140,7 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
     if (vc->page && touched) {
         uint32_t failed;
 
-        pvperf_read_slots(s, v, touched, &failed);
+        pvperf_read_slots(s, vc, touched, &failed);
     }
     return st;
 }
@@ -933,20 +1148,26 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
 static uint32_t pvperf_cmd_read(PVPerfState *s)
 {
     uint64_t mask;
-    uint32_t v, st, failed = 0;
+    uint32_t st, failed = 0;
+    PVPerfVcpu *vc;
     int err;
 
-    st = pvperf_mask_target(s, &v, &mask);
+    st = pvperf_mask_target(s, &vc, &mask);
+    if (st || !mask) {
+        return st;                      /* an empty mask does nothing */
+    }
+    if (!vc->page) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u has no count page\n",
+                      __func__, vc->index);
+        return PVPERF_ST_NO_PAGE;
+    }
+    st = pvperf_page_ready(s, vc);
     if (st) {
         return st;
     }
-    if (!s->vcpu[v] || !s->vcpu[v]->page) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u has no count page\n",
-                      __func__, v);
-        return PVPERF_ST_NO_PAGE;
-    }
-    err = mask ? pvperf_read_slots(s, v, mask, &failed) : 0;
-    return err ? pvperf_host_error(s, "read", v, failed, err) : PVPERF_ST_OK;
+    err = pvperf_read_slots(s, vc, mask, &failed);
+    return err ? pvperf_host_error(s, "read", vc->index, failed, err) :
+                 PVPERF_ST_OK;
 }
 
 static void pvperf_arm_refresh(PVPerfState *s)
@@ -955,14 +1176,31 @@ static void pvperf_arm_refresh(PVPerfState *s)
               qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->refresh_ms);
 }
 
-/* refresh-ms: keep every enabled slot's record fresh without exits */
+/* refresh-ms: the timer starts a pass over the vCPUs */
 static void pvperf_refresh(void *opaque)
 {
     PVPerfState *s = opaque;
 
-    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
-        PVPerfVcpu *vc = s->vcpu[v];
+    s->refresh_next = 0;
+    qemu_bh_schedule(s->refresh_bh);
+}
+
+/*
+ * One vCPU per call: the reads of at most SLOTS_PER_VCPU groups, so that
+ * the main loop (QMP, other devices) runs between vCPUs however many
+ * slots are open. Runs under the device's re-entrancy guard.
+ */
+static void pvperf_refresh_bh(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    /* the VM stopped during the pass: it ends, no writes until it runs */
+    for (uint32_t v = s->refresh_next;
+         v < s->nr_vcpus && runstate_is_running(); v++) {
+        PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
         uint64_t enabled = 0;
+        uint32_t failed = 0;
+        int err;
 
         if (!vc || !vc->page) {
             continue;
@@ -970,14 +1208,18 @@ static void pvperf_refresh(void *opaque)
         for (uint64_t m = vc->open; m; m &= m - 1) {
             enabled |= vc->slot[ctz64(m)].enabled ? 1ull << ctz64(m) : 0;
         }
-        if (enabled) {
-            uint32_t failed = 0;
-            int err = pvperf_read_slots(s, v, enabled, &failed);
-
-            if (err) {
-                /* not the guest's command: STATUS/HOST_ERRNO stay as they are */
-                pvperf_note_host_error(s, "read", v, failed, err);
-            }
+        if (!enabled || pvperf_page_ready(s, vc)) {
+            continue;
+        }
+        err = pvperf_read_slots(s, vc, enabled, &failed);
+        if (err) {
+            /* not the guest's command: STATUS/HOST_ERRNO stay as they are */
+            pvperf_note_host_error(s, "read", v, failed, err);
+        }
+        if (v + 1 < s->nr_vcpus) {
+            s->refresh_next = v + 1;
+            qemu_bh_schedule(s->refresh_bh);
+            return;
         }
     }
     pvperf_arm_refresh(s);
@@ -1298,7 +1540,7 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
     }
 
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
-        PVPerfVcpu *vc = s->vcpu[v];
+        PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
 
         if (!vc) {
             continue;
@@ -1308,6 +1550,7 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
 
             p->vcpu = v;
             p->address = vc->page;
+            p->writable = !vc->page_unwritable;
             QAPI_LIST_APPEND(page_tail, p);
         }
         for (uint64_t m = vc->open; m; m &= m - 1) {
@@ -1427,6 +1670,9 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
     s->vcpu = g_new0(PVPerfVcpu *, s->nr_vcpus);
     if (s->refresh_ms) {
         s->refresh_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, pvperf_refresh, s);
+        /* writes guest memory outside the MMIO handlers: guard it */
+        s->refresh_bh = qemu_bh_new_guarded(pvperf_refresh_bh, s,
+                                            &DEVICE(s)->mem_reentrancy_guard);
         pvperf_arm_refresh(s);
     }
     pvperf_reset_cmd_regs(s);
@@ -1442,6 +1688,7 @@ static void pvperf_exit(PCIDevice *pdev)
     if (s->refresh_timer) {
         timer_free(s->refresh_timer);
         s->refresh_timer = NULL;
+        g_clear_pointer(&s->refresh_bh, qemu_bh_delete);
     }
     msi_uninit(pdev);
     pvperf_free_catalog(s);
@@ -1451,7 +1698,22 @@ static int pvperf_pre_save(void *opaque)
 {
     PVPerfState *s = opaque;
 
-    s->incoming_catalog_hash = s->catalog_hash;
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        pvperf_vcpu_get(s, v);              /* drops an unplugged vCPU's */
+    }
+    /*
+     * OPEN adds a migration blocker or fails, so this is a safety net:
+     * never let open slots vanish silently.
+     */
+    if (s->open_slots) {
+        error_report("pvperf: %u open slots are host perf events that this "
+                     "device cannot migrate yet; the guest must close them "
+                     "(stop perf, or unload the pvperf driver) first",
+                     s->open_slots);
+        return -EBUSY;
+    }
+    memset(s->mig_names, 0, sizeof(s->mig_names));
+    pstrcpy((char *)s->mig_names, sizeof(s->mig_names), s->catalog_names);
     g_free(s->mig_pages);
     s->mig_pages = g_new0(uint64_t, s->nr_vcpus);
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
@@ -1468,36 +1730,79 @@ static int pvperf_post_save(void *opaque)
     return 0;
 }
 
+/*
+ * A migrated count page gets SET_PAGE's checks: here those that do not
+ * depend on the memory map, which other devices are still loading; the
+ * RAM and bus-master checks come before every write, as for every page.
+ */
+static int pvperf_load_pages(PVPerfState *s)
+{
+    for (uint32_t v = 0; s->mig_pages && v < s->nr_vcpus; v++) {
+        uint64_t gpa = s->mig_pages[v];
+        PVPerfVcpu *vc;
+
+        if (!gpa) {
+            continue;
+        }
+        if ((gpa & (PVPERF_PAGE_SIZE - 1)) ||
+            gpa > UINT64_MAX - PVPERF_PAGE_SIZE) {
+            error_report("pvperf: vCPU %u's count page 0x%" PRIx64 " in the "
+                         "migration stream is not a page address", v, gpa);
+            return -EINVAL;
+        }
+        switch (pvperf_vcpu_state(s, v, &vc)) {
+        case PVPERF_ST_OK:
+            break;
+        case PVPERF_ST_BAD_VCPU:
+            error_report("pvperf: vCPU %u has a count page on the migration "
+                         "source but is not present here", v);
+            return -EINVAL;
+        default:
+            error_report("pvperf: vCPU %u's count page: %s: %s", v,
+                         s->last_error.what, strerror(s->last_error.err));
+            return -EINVAL;
+        }
+        vc->page = gpa;
+    }
+    return 0;
+}
+
 static int pvperf_post_load(void *opaque, int version_id)
 {
     PVPerfState *s = opaque;
+    const char *names = (const char *)s->mig_names;
+    int ret = 0;
 
-    if (s->incoming_catalog_hash != s->catalog_hash) {
-        error_report("pvperf: the migration source has another event "
-                     "catalog (events property) than this destination");
-        g_clear_pointer(&s->mig_pages, g_free);
-        return -EINVAL;
-    }
-    /* no slot was open (a migration blocker sees to that): pages only */
-    for (uint32_t v = 0; s->mig_pages && v < s->nr_vcpus; v++) {
-        if (s->mig_pages[v]) {
-            pvperf_vcpu_state(s, v)->page = s->mig_pages[v];
-        }
+    if (!memchr(names, 0, sizeof(s->mig_names)) ||
+        strcmp(names, s->catalog_names)) {
+        s->mig_names[sizeof(s->mig_names) - 1] = 0;
+        error_report("pvperf: the migration source's event catalog (events "
+                     "property) is '%s', this destination's is '%s'",
+                     names, s->catalog_names);
+        ret = -EINVAL;
+    } else {
+        /*
+         * No slot was open (pvperf_pre_save sees to that): pages only.
+         * What this device held before (loadvm) does not survive.
+         */
+        pvperf_release_all(s);
+        s->driver_features &= PVPERF_FEATURES;
+        ret = pvperf_load_pages(s);
     }
     g_clear_pointer(&s->mig_pages, g_free);
-    return 0;
+    return ret;
 }
 
 static const VMStateDescription vmstate_pvperf = {
     .name = "pvperf",
-    .version_id = 1,
-    .minimum_version_id = 1,
+    .version_id = 2,
+    .minimum_version_id = 2,
     .pre_save = pvperf_pre_save,
     .post_save = pvperf_post_save,
     .post_load = pvperf_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, PVPerfState),
-        VMSTATE_UINT32(incoming_catalog_hash, PVPerfState),
+        VMSTATE_BUFFER(mig_names, PVPerfState),
         VMSTATE_UINT32(driver_features, PVPerfState),
         VMSTATE_UINT32(catalog_select, PVPerfState),
         VMSTATE_UINT32_ARRAY(cmd, PVPerfState, PVPERF_CMD_NREGS),

@@ -644,6 +644,7 @@ static void test_count_lifecycle(void)
                      PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
 
     g_usleep(50 * 1000);
+    c = get_rec(&f, PAGE_GPA, 5);
     g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 3), ==,
                      PVPERF_ST_OK);
     a = get_rec(&f, PAGE_GPA, 3);
@@ -656,9 +657,16 @@ static void test_count_lifecycle(void)
     g_assert_cmpuint(a.count, >, 0);
     g_assert_cmpuint(a.time_enabled, >, 0);
     g_assert_cmpuint(a.time_running, <=, a.time_enabled);
-    /* the member was read in the same group read */
-    g_assert_cmpuint(m.seq % 2, ==, 0);
+    /*
+     * READ of the leader alone wrote the member too (one group read), with
+     * the group's times and a value of its own: context switches of 50 ms,
+     * not the leader's nanoseconds (the records are matched by host ID).
+     */
+    g_assert_cmpuint(m.seq, ==, c.seq + 2);
+    g_assert_cmpuint(m.time_enabled, >, 0);
     g_assert_cmpuint(m.time_enabled, ==, a.time_enabled);
+    g_assert_cmpuint(a.count, >, 1000000);
+    g_assert_cmpuint(m.count, <, a.count / 1000);
 
     /* counts and time_enabled are monotonic; every update moves seq by 2 */
     for (int i = 0; i < 5; i++) {
@@ -712,6 +720,19 @@ static void test_count_lifecycle(void)
     g_assert_cmpuint(close_slot(&f, 0, 5), ==, PVPERF_ST_OK);
     g_assert_cmpuint(close_slot(&f, 0, 5), ==, PVPERF_ST_SLOT_FREE);
 
+    /* a page registered now shows closed slots as zeroes, seq even */
+    qtest_memset(f.qts, PAGE_GPA, 0xff, PVPERF_PAGE_SIZE);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    for (uint32_t n = 3; n <= 5; n += 2) {
+        c = get_rec(&f, PAGE_GPA, n);
+        g_assert_cmpuint(c.seq % 2, ==, 0);
+        g_assert_cmpuint(c.flags, ==, 0);
+        g_assert_cmpuint(c.count, ==, 0);
+        g_assert_cmpuint(c.time_enabled, ==, 0);
+        g_assert_cmpuint(c.time_running, ==, 0);
+    }
+    g_assert_cmpuint(set_page(&f, 0, PAGE2_GPA), ==, PVPERF_ST_OK);
+
     /* reopen slot 3 as another event: a fresh count */
     status = open_slot(&f, 0, 3, EV_PGFAULT, PVPERF_NO_GROUP, 0);
     g_assert_cmpuint(status, ==, PVPERF_ST_OK);
@@ -755,7 +776,7 @@ static void test_count_other_vcpu(void)
 static void test_count_refresh(void)
 {
     Fixture f;
-    Rec a, b;
+    Rec a, b, c;
 
     fixture_start(&f, "refresh-ms=5", spin_args());
     g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
@@ -764,14 +785,15 @@ static void test_count_refresh(void)
     g_assert_cmpuint(open_slot(&f, 0, 2, EV_CSW, PVPERF_NO_GROUP, 0), ==,
                      PVPERF_ST_OK);
     a = get_rec(&f, PAGE_GPA, 1);
+    c = get_rec(&f, PAGE_GPA, 2);
     g_usleep(100 * 1000);
     b = get_rec(&f, PAGE_GPA, 1);
     /* no READ was rung, yet the record moved on */
     g_assert_cmpuint(b.seq, >, a.seq);
     g_assert_cmpuint(b.seq % 2, ==, 0);
     g_assert_cmpuint(b.count, >, a.count);
-    /* a disabled slot is left alone */
-    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 2).time_enabled, ==, 0);
+    /* a disabled slot is left alone: its record was not written again */
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 2).seq, ==, c.seq);
     fixture_stop(&f);
 }
 
@@ -895,9 +917,11 @@ static void test_count_errors(void)
                      PVPERF_ST_OK);
     g_assert_cmpuint(open_slot(&f, 1, 1, EV_PGFAULT, PVPERF_NO_GROUP, 0), ==,
                      PVPERF_ST_LIMIT);
-    /* NO_PAGE */
+    /* NO_PAGE; an empty mask does nothing and succeeds, page or not */
     g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 0x6), ==,
                      PVPERF_ST_NO_PAGE);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 1, 0), ==, PVPERF_ST_OK);
     /* BAD_ADDRESS: unaligned, beyond RAM, MMIO, the last page of 2^64 */
     g_assert_cmpuint(set_page(&f, 0, PAGE_GPA + 8), ==, PVPERF_ST_BAD_ADDRESS);
     g_assert_cmpuint(set_page(&f, 0, 0x100000000000ull), ==,
@@ -915,6 +939,9 @@ static void test_count_errors(void)
                        qpci_config_readw(f.dev, PCI_COMMAND) &
                        ~PCI_COMMAND_MASTER);
     g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_NO_BUS_MASTER);
+    /* BAD_ADDRESS comes first: a page that is not RAM, master off or on */
+    g_assert_cmpuint(set_page(&f, 0, 64 * MiB), ==, PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_page(&f, 0, bar_gpa), ==, PVPERF_ST_BAD_ADDRESS);
     qpci_device_enable(f.dev);
     g_assert_cmpuint(set_page(&f, 0, 64 * MiB - 4096), ==, PVPERF_ST_OK);
     g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 0x6), ==, PVPERF_ST_OK);
@@ -953,7 +980,8 @@ static void test_count_cleanup(void)
                                    PVPERF_NO_GROUP, PVPERF_OPEN_ENABLED), ==,
                          PVPERF_ST_OK);
     }
-    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 10);
+    /* one fd per slot, and one per vCPU that watches its thread */
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 10 + 2);
     g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
     g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
 
@@ -961,7 +989,7 @@ static void test_count_cleanup(void)
     for (uint32_t n = 0; n < 10; n++) {
         open_slot(&f, 0, n, EV_CSW, PVPERF_NO_GROUP, 0);
     }
-    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 10);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 10 + 1);
     qtest_qmp_assert_success(f.qts, "{'execute': 'system_reset'}");
     qtest_qmp_eventwait(f.qts, "RESET");
     g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
@@ -988,7 +1016,7 @@ static void test_count_cleanup(void)
             g_assert_cmpuint(qpci_io_readl(dev2, bar2, PVPERF_REG_STATUS),
                              ==, PVPERF_ST_OK);
         }
-        g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, with_dev + 5);
+        g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, with_dev + 5 + 1);
         qpci_unplug_acpi_device_test(f.qts, "pv2", 5);
         g_assert_cmpint(count_fds(qtest_pid(f.qts)), <=, with_dev);
         g_free(dev2);
@@ -1365,7 +1393,10 @@ static void test_migration(void)
                      PVPERF_ST_OK);
     g_assert_cmpuint(get_rec(&d, PAGE2_GPA, 2).flags, ==,
                      PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
-    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 0), ==,
+    /* vCPU 0 had no page on the source, and has none here */
+    g_assert_cmpuint(open_slot(&d, 0, 0, 0, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 1), ==,
                      PVPERF_ST_NO_PAGE);
     fixture_stop(&d);
 
@@ -1379,6 +1410,335 @@ static void test_migration(void)
 
     fixture_stop(&f);
     unlink(file);
+}
+
+/* Count pages that stop being RAM ------------------------------------- */
+
+#define PAM_C0000       0x5a            /* i440FX PAM1: 0xc0000-0xc3fff */
+#define PAM_RAM         0x33
+#define PAM_PCI         0x00
+#define PAM_PAGE_GPA    0xc0000ull
+
+static QDict *page_of(QDict *info, uint32_t vcpu)
+{
+    QList *pages = qdict_get_qlist(info, "pages");
+
+    for (int i = 0; i < qlist_size(pages); i++) {
+        if (qdict_get_int(list_at(pages, i), "vcpu") == vcpu) {
+            return list_at(pages, i);
+        }
+    }
+    return NULL;
+}
+
+static bool page_writable(Fixture *f, uint32_t vcpu)
+{
+    QDict *info = query_one(f->qts);
+    QDict *p = page_of(info, vcpu);
+    bool w;
+
+    g_assert_nonnull(p);
+    w = qdict_get_bool(p, "writable");
+    qobject_unref(info);
+    return w;
+}
+
+static int open_slots_of(Fixture *f)
+{
+    QDict *info = query_one(f->qts);
+    int n = qdict_get_int(info, "open-slots");
+
+    qobject_unref(info);
+    return n;
+}
+
+/* Let the refresh timer fire @n times (virtual time, -accel qtest) */
+static void refresh_ticks(Fixture *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        qtest_clock_step(f->qts, 1000 * 1000);
+        ring(f, PVPERF_CMD_NOP);            /* the main loop ran its BHs */
+    }
+}
+
+/*
+ * The guest turns its registered count page into the device's own
+ * registers (i440FX PAM: 0xc0000 from RAM to PCI, BAR 0 moved there).
+ * The refresh must then write nothing: a write would land on CMD_* and
+ * ring DOORBELL (slot 1's seq, 0 -> 1, is RESET), freeing the slot table
+ * under the refresh's feet. No command may run and nothing may be freed.
+ */
+static void test_page_remapped(void)
+{
+    Fixture f;
+    QPCIDevice *host;
+    Rec a, b;
+    int fds;
+
+    fixture_start(&f, "refresh-ms=1", "-m 64");
+    host = qpci_device_find(f.bus, QPCI_DEVFN(0, 0));
+    g_assert(host);
+    qpci_config_writeb(host, PAM_C0000, PAM_RAM);
+    /* slots first, so that the page's first refresh writes seq 1 */
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 1, EV_CSW, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_page(&f, 0, PAM_PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAM_PAGE_GPA, 1).seq, ==, 0);
+    wr(&f, PVPERF_REG_CMD_VCPU, 0x5678);
+    wr(&f, PVPERF_REG_CMD_SLOT, 0x1234);
+    fds = count_fds(qtest_pid(f.qts));
+
+    /* the page becomes BAR 0 */
+    qpci_config_writel(f.dev, PCI_BASE_ADDRESS_0, PAM_PAGE_GPA);
+    qpci_config_writeb(host, PAM_C0000, PAM_PCI);
+    g_assert_cmphex(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_MAGIC), ==,
+                    PVPERF_MAGIC);
+    refresh_ticks(&f, 10);
+    /* nothing was written to the registers, no command ran */
+    g_assert_cmphex(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_CMD_SLOT),
+                    ==, 0x1234);
+    g_assert_cmphex(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_CMD_VCPU),
+                    ==, 0x5678);
+    g_assert_cmpuint(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_STATUS),
+                     ==, PVPERF_ST_OK);
+    g_assert_cmpint(open_slots_of(&f), ==, 2);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, fds);
+    g_assert_false(page_writable(&f, 0));
+    assert_logged(&f, "count page 0xc0000 is not writable guest RAM");
+
+    /* RAM again: the page stayed registered and is refreshed again */
+    qpci_config_writeb(host, PAM_C0000, PAM_RAM);
+    qpci_config_writel(f.dev, PCI_BASE_ADDRESS_0, f.bar.addr);
+    a = get_rec(&f, PAM_PAGE_GPA, 1);
+    refresh_ticks(&f, 3);
+    b = get_rec(&f, PAM_PAGE_GPA, 1);
+    g_assert_cmpuint(b.seq, >, a.seq);
+    g_assert_cmpuint(b.seq % 2, ==, 0);
+    g_assert_cmpuint(b.flags, ==, PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    g_assert_true(page_writable(&f, 0));
+
+    /* bus mastering off: the refresh writes nothing, READ fails */
+    qpci_config_writew(f.dev, PCI_COMMAND,
+                       qpci_config_readw(f.dev, PCI_COMMAND) &
+                       ~PCI_COMMAND_MASTER);
+    a = get_rec(&f, PAM_PAGE_GPA, 1);
+    refresh_ticks(&f, 3);
+    g_assert_cmpuint(get_rec(&f, PAM_PAGE_GPA, 1).seq, ==, a.seq);
+    g_assert_false(page_writable(&f, 0));           /* the refresh saw it */
+    assert_logged(&f, "may not be written: bus mastering is off");
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 3), ==,
+                     PVPERF_ST_NO_BUS_MASTER);
+    /* on again: the records skipped meanwhile are written, then READ's */
+    qpci_device_enable(f.dev);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 3), ==, PVPERF_ST_OK);
+    b = get_rec(&f, PAM_PAGE_GPA, 1);
+    g_assert_cmpuint(b.seq, ==, a.seq + 4);
+    g_assert_cmpuint(b.seq % 2, ==, 0);
+    g_assert_true(page_writable(&f, 0));
+
+    /* an unwritable page: READ says BAD_ADDRESS, nothing else changes */
+    qpci_config_writeb(host, PAM_C0000, PAM_PCI);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 3), ==,
+                     PVPERF_ST_BAD_ADDRESS);
+    qpci_config_writeb(host, PAM_C0000, PAM_RAM);
+    g_assert_cmpint(open_slots_of(&f), ==, 2);
+    g_free(host);
+    fixture_stop(&f);
+}
+
+/* Open slots never migrate silently ------------------------------------ */
+
+static const char *run_state(QTestState *qts)
+{
+    static char status[32];
+    QDict *r = qtest_qmp_assert_success_ref(qts,
+                                            "{'execute': 'query-status'}");
+
+    pstrcpy(status, sizeof(status), qdict_get_str(r, "status"));
+    qobject_unref(r);
+    return status;
+}
+
+/*
+ * Where no migration blocker can be added, OPEN fails (HOST_ERROR with
+ * migrate_add_blocker's errno) instead of opening a slot that a migration
+ * would then drop: under --only-migratable, and while a migration runs.
+ */
+static void test_migration_open_refused(void)
+{
+    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-open-%d",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QDict *resp;
+    Fixture f;
+
+    fixture_start(&f, NULL, "-only-migratable -m 64");
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, EACCES);
+    assert_logged(&f, "--only-migratable");
+    g_assert_cmpint(open_slots_of(&f), ==, 0);
+    /* the device holds nothing a migration could lose: it completes */
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
+                             "{'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    fixture_stop(&f);
+
+    fixture_start(&f, NULL, "-m 64");
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate-set-capabilities',"
+                             " 'arguments': {'capabilities': [{'capability':"
+                             " 'pause-before-switchover', 'state': true}]}}");
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
+                             "{'uri': %s}}", uri);
+    for (int i = 0; i < 1000; i++) {
+        QDict *r = qtest_qmp_assert_success_ref(f.qts,
+                                               "{'execute': 'query-migrate'}");
+        bool paused = !strcmp(qdict_get_str(r, "status"), "pre-switchover");
+
+        qobject_unref(r);
+        if (paused) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    /* the migration runs: the guest cannot open a slot now */
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, EBUSY);
+    g_assert_cmpint(open_slots_of(&f), ==, 0);
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate-continue', "
+                             "'arguments': {'state': 'pre-switchover'}}");
+    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    fixture_stop(&f);
+
+    /* no migration running: OPEN works, and blocks the next one */
+    fixture_start(&f, NULL, "-m 64");
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    resp = qtest_qmp(f.qts, "{'execute': 'migrate', 'arguments': "
+                     "{'uri': %s}}", uri);
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "pvperf: open slots"));
+    qobject_unref(resp);
+    g_assert_cmpstr(run_state(f.qts), ==, "running");
+    g_assert_cmpint(open_slots_of(&f), ==, 1);
+    fixture_stop(&f);
+    unlink(file);
+}
+
+/*
+ * Catalogs are compared by their names, not by a digest: these two
+ * single-entry catalogs (task-clock and cpu-clock, spelled as libpfm4
+ * accepts them) have the same 32-bit FNV-1a hash, which an earlier
+ * revision compared.
+ */
+static void test_migration_catalog_names(void)
+{
+    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-names-%d",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    Fixture f, d;
+
+    fixture_start(&f, "events=PErf::peRF_cOuNT_SW_tasK_clock", "-m 64");
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
+                             "{'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    fixture_start(&d, "events=PErF_COuNt_sw_cpu_clock",
+                  "-m 64 -incoming defer");
+    qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s, "
+                             "'exit-on-error': false}}", uri);
+    g_assert_cmpstr(wait_migration(d.qts), ==, "failed");
+    fixture_stop(&d);
+    /* the same names load */
+    fixture_start(&d, "events=PErf::peRF_cOuNT_SW_tasK_clock",
+                  "-m 64 -incoming defer");
+    qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(d.qts), ==, "completed");
+    fixture_stop(&d);
+    fixture_stop(&f);
+    unlink(file);
+}
+
+/* vCPU hotplug --------------------------------------------------------- */
+
+#define PIIX4_CPUHP_BASE        0xaf00  /* ACPI CPU hotplug registers */
+
+static void cpu_plug(Fixture *f)
+{
+    qtest_qmp_assert_success(f->qts, "{'execute': 'device_add', 'arguments':"
+                             " {'driver': 'qemu64-x86_64-cpu', 'id': 'cpu1',"
+                             " 'socket-id': 1, 'core-id': 0,"
+                             " 'thread-id': 0}}");
+}
+
+/* device_del, then eject as the guest's ACPI code would */
+static void cpu_unplug(Fixture *f)
+{
+    qtest_outb(f->qts, PIIX4_CPUHP_BASE, 0);       /* modern interface */
+    qtest_qmp_device_del_send(f->qts, "cpu1");
+    qtest_outl(f->qts, PIIX4_CPUHP_BASE, 1);       /* select CPU 1 */
+    qtest_outb(f->qts, PIIX4_CPUHP_BASE + 4, 8);   /* eject */
+    qtest_qmp_eventwait(f->qts, "DEVICE_DELETED");
+}
+
+static void test_vcpu_hotplug(void)
+{
+    Fixture f;
+    QDict *info;
+    int base, fds = -1;
+
+    fixture_start(&f, "refresh-ms=1", "-smp 1,sockets=2,maxcpus=2 -m 64");
+    base = count_fds(qtest_pid(f.qts));
+    /* vCPU 1 may be plugged in later, it is not there yet */
+    g_assert_cmpuint(rd(&f, PVPERF_REG_NR_VCPUS), ==, 2);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_BAD_VCPU);
+    g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_BAD_VCPU);
+
+    cpu_plug(&f);
+    g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 1, 1, EV_CSW, 0, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 1, 3), ==, PVPERF_ST_OK);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 3);
+
+    /* unplugged: its slots are closed, its page forgotten */
+    qtest_clock_step(f.qts, 5 * 1000 * 1000);
+    g_assert_cmpuint(get_rec(&f, PAGE2_GPA, 0).seq, >, 2);  /* refreshed */
+    cpu_unplug(&f);
+    qtest_memset(f.qts, PAGE2_GPA, 0xa5, PVPERF_PAGE_SIZE);
+    refresh_ticks(&f, 5);
+    for (int i = 0; i < 500 && fds != base; i++) {
+        g_usleep(10 * 1000);
+        fds = count_fds(qtest_pid(f.qts));
+    }
+    g_assert_cmpint(fds, ==, base);
+    info = query_one(f.qts);
+    g_assert_cmpint(qdict_get_int(info, "open-slots"), ==, 0);
+    g_assert_null(page_of(info, 1));
+    qobject_unref(info);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_BAD_VCPU);
+    g_assert_cmpuint(close_slot(&f, 1, 0), ==, PVPERF_ST_SLOT_FREE);
+    /* and nothing was written to its page since */
+    for (int off = 0; off < PVPERF_PAGE_SIZE; off += 4) {
+        g_assert_cmphex(qtest_readl(f.qts, PAGE2_GPA + off), ==, 0xa5a5a5a5);
+    }
+
+    /* plugged in again: a new vCPU, with nothing of the old one's */
+    cpu_plug(&f);
+    g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 1, 1), ==,
+                     PVPERF_ST_NO_PAGE);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base + 2);
+    check_still_works(&f);
+    fixture_stop(&f);
 }
 
 int main(int argc, char **argv)
@@ -1405,6 +1765,12 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/qmp/no-device", test_qmp_no_device);
     qtest_add_func("/pvperf/qmp/states", test_qmp_states);
     qtest_add_func("/pvperf/migration", test_migration);
+    qtest_add_func("/pvperf/migration/open-slots-refused",
+                   test_migration_open_refused);
+    qtest_add_func("/pvperf/migration/catalog-names",
+                   test_migration_catalog_names);
+    qtest_add_func("/pvperf/page/remapped", test_page_remapped);
+    qtest_add_func("/pvperf/vcpu-hotplug", test_vcpu_hotplug);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);
