@@ -36,7 +36,11 @@ class Qmp:
         self.f.flush()
         while True:
             line = self.f.readline()
-            if '"event"' not in line[:12]:
+            if not line:
+                raise ConnectionError("QMP %s: QEMU closed the socket" % cmd)
+            # a response is {"return": ...} or {"error": ...}; anything
+            # else is an event ({"timestamp": ..., "event": ...})
+            if line.startswith(('{"return"', '{"error"')):
                 return line
 
     def call(self, cmd, **args):
