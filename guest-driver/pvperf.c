@@ -6,20 +6,50 @@
  * The device and its ABI are specified in docs/pvperf.rst; the register
  * offsets, commands and page layout come from include/hw/misc/pvperf.h.
  *
- * Each guest CPU registers one count page with the device. A perf event
- * owns one device slot on each CPU it has run on (opened lazily on its
- * first add there, closed when the event is destroyed); add/start enable
- * the slot, stop/del disable it, and both leave the slot's count in the
- * page, so each costs one doorbell. A group added in a transaction is
- * enabled with one doorbell for the whole group.
+ * Each online CPU registers one count page with the device (a cpuhp state:
+ * CPUs onlined later get theirs, offlined ones give theirs back). A perf
+ * event owns one device slot on each CPU it has run on (opened lazily on
+ * its first add there, closed when the event is destroyed); add/start
+ * enable the slot, stop/del disable it, and both leave the slot's count in
+ * the page, so each costs one doorbell. A group added in a transaction is
+ * enabled with one doorbell for the whole group (from Linux 6.2: before,
+ * perf calls the transaction hooks of the software PMU whose context this
+ * PMU shares, and each member is enabled on its own).
+ *
+ * Lifetimes. The device state (struct pvperf_dev) is not devm-managed: perf
+ * events may outlive the device (sysfs unbind, hot-unplug), and perf before
+ * Linux 6.15 cannot unregister a PMU that still has events. remove() marks
+ * the device gone, waits until no perf callback can still be using it,
+ * stops the device and frees the count pages; the events left read frozen
+ * counts, and the PMU is unregistered when the last one is destroyed. The
+ * struct pmu itself is static: perf reads it after ->destroy().
+ *
+ * Resets. Suspend, hibernation and PCI resets pause the device; afterwards
+ * every CPU registers its page again and reopens the slots its events own
+ * (a device reset closes every slot and forgets every page), and the slots
+ * of running events are enabled again.
+ *
+ * Locking. pv->lock (raw, IRQs off) covers the command registers and the
+ * doorbell, the device state, and each CPU's slot ownership (used, lost,
+ * zombie, owner[], vcpu). The rest of a CPU's state (ready, active[], the
+ * transaction) belongs to that CPU and is only touched there with IRQs
+ * off: in perf's callbacks, cpuhp callbacks and IPIs.
  */
+#include <linux/bitops.h>
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
+#include <linux/dma-mapping.h>
+#include <linux/math64.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/perf_event.h>
+#include <linux/pm.h>
+#include <linux/rcupdate.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/spinlock.h>
-#include <linux/dma-mapping.h>
-#include <linux/bitops.h>
+#include <linux/workqueue.h>
 
 #include "hw/misc/pvperf.h"
 
@@ -30,15 +60,32 @@
 /* hwc->state bit: started inside a transaction, not yet enabled */
 #define PVPERF_HES_PENDING	PERF_HES_ARCH
 
+/* pc->vcpu of a CPU that never registered a page: the device rejects it */
+#define PVPERF_VCPU_INVALID	0xfffffffeu
+
+/* Driver-side status: the device may not be touched (paused or gone) */
+#define PVPERF_ST_NODEV		0x10000u
+
+enum pvperf_state {
+	PVPERF_LIVE,
+	PVPERF_PAUSED,		/* suspended or being reset: no MMIO */
+	PVPERF_GONE,		/* removed: no MMIO ever again */
+};
+
 struct pvperf_cpu {
 	struct pvperf_page_header *page;	/* count page (coherent DMA) */
 	dma_addr_t page_dma;
-	u32 vcpu;				/* device vCPU index */
-	u64 used;				/* slots in use on this CPU */
-	/* transaction state (this CPU only, IRQs off) */
+	/* under pv->lock */
+	u32 vcpu;			/* device vCPU index, kept while offline */
+	u64 used;			/* slots owned by events */
+	u64 lost;			/* owned, but closed by a device reset */
+	u64 zombie;			/* owner gone while the device was paused */
+	struct perf_event *owner[PVPERF_SLOTS_MAX];
+	/* this CPU only, IRQs off */
+	bool ready;			/* page registered, slots in step */
+	struct perf_event *active[PVPERF_SLOTS_MAX];	/* added here */
 	unsigned int txn_flags;
 	u64 txn_mask;
-	struct perf_event *txn_events[PVPERF_SLOTS_MAX];
 };
 
 struct pvperf_entry {
@@ -48,16 +95,18 @@ struct pvperf_entry {
 };
 
 struct pvperf_dev {
-	struct pci_dev *pdev;
+	struct pci_dev *pdev;		/* NULL once removed */
 	void __iomem *regs;
 	void __iomem *doorbell;		/* I/O BAR doorbell, or BAR 0's */
-	raw_spinlock_t lock;		/* argument registers + doorbell */
+	raw_spinlock_t lock;		/* see "Locking" above */
+	enum pvperf_state state;
+	unsigned int nr_events;		/* live perf events */
 	u32 features;
 	u32 slots_per_vcpu;
 	u32 nr_entries;
 	struct pvperf_entry *catalog;
 	struct pvperf_cpu __percpu *cpu;
-	struct pmu pmu;
+	struct hlist_node node;		/* cpuhp instance */
 	/* sysfs events/ from the catalog */
 	struct perf_pmu_events_attr *ev_attrs;
 	struct attribute **ev_attr_ptrs;
@@ -65,12 +114,29 @@ struct pvperf_dev {
 	const struct attribute_group *attr_groups[3];
 };
 
-/* One device: the PMU is a singleton ("pvperf") */
-static struct pvperf_dev *pvperf;
+/* Per event: the device, the times of the last read, a slot per CPU */
+struct pvperf_event {
+	struct pvperf_dev *pv;
+	u64 prev_enabled;
+	u64 prev_running;
+	u8 slot[];			/* slot + 1 on each CPU, 0 = none */
+};
 
-static inline struct pvperf_dev *to_pvperf(struct pmu *pmu)
+/*
+ * One device: the PMU is a singleton ("pvperf"). pvperf_mutex serializes
+ * probe, remove and the final teardown of a removed device's state.
+ */
+static DEFINE_MUTEX(pvperf_mutex);
+static struct pvperf_dev *pvperf_dev;
+static struct pmu pvperf_pmu;
+static enum cpuhp_state pvperf_hp_state;
+
+static void pvperf_reap(struct work_struct *work);
+static DECLARE_DELAYED_WORK(pvperf_reap_work, pvperf_reap);
+
+static inline struct pvperf_event *to_pe(struct perf_event *event)
 {
-	return container_of(pmu, struct pvperf_dev, pmu);
+	return event->pmu_private;
 }
 
 static u32 pv_rd(struct pvperf_dev *pv, u32 reg)
@@ -83,11 +149,41 @@ static void pv_wr(struct pvperf_dev *pv, u32 reg, u32 val)
 	iowrite32(val, pv->regs + reg);
 }
 
-/* Ring a command with pv->lock held; the arguments are already written */
+/* Count page fields are little-endian and written by the host at any time */
+static inline u32 pv_le32(const u32 *p)
+{
+	return le32_to_cpu((__force __le32)READ_ONCE(*p));
+}
+
+static inline u64 pv_le64(const u64 *p)
+{
+	return le64_to_cpu((__force __le64)READ_ONCE(*p));
+}
+
+static int pv_errno(u32 st)
+{
+	switch (st) {
+	case PVPERF_ST_OK:
+		return 0;
+	case PVPERF_ST_LIMIT:
+		return -ENOSPC;
+	case PVPERF_ST_NODEV:
+		return -ENODEV;
+	default:
+		return -EIO;
+	}
+}
+
+/*
+ * Ring a command with pv->lock held, the arguments already written. Every
+ * register access but probe's and remove's goes through here or checks
+ * pv->state under the lock first.
+ */
 static u32 pv_ring_locked(struct pvperf_dev *pv, u32 cmd)
 {
 	u32 st;
 
+	lockdep_assert_held(&pv->lock);
 	iowrite32(cmd, pv->doorbell);
 	st = pv_rd(pv, PVPERF_REG_STATUS);
 	if (st != PVPERF_ST_OK)
@@ -96,113 +192,240 @@ static u32 pv_ring_locked(struct pvperf_dev *pv, u32 cmd)
 	return st;
 }
 
-static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u32 vcpu, u64 mask)
+static u32 pv_mask_cmd_locked(struct pvperf_dev *pv, u32 cmd, u32 vcpu,
+			      u64 mask)
+{
+	if (pv->state != PVPERF_LIVE)
+		return PVPERF_ST_NODEV;
+	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
+	pv_wr(pv, PVPERF_REG_CMD_MASK_LO, lower_32_bits(mask));
+	pv_wr(pv, PVPERF_REG_CMD_MASK_HI, upper_32_bits(mask));
+	return pv_ring_locked(pv, cmd);
+}
+
+static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask)
 {
 	unsigned long flags;
 	u32 st;
 
 	raw_spin_lock_irqsave(&pv->lock, flags);
-	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
-	pv_wr(pv, PVPERF_REG_CMD_MASK_LO, lower_32_bits(mask));
-	pv_wr(pv, PVPERF_REG_CMD_MASK_HI, upper_32_bits(mask));
-	st = pv_ring_locked(pv, cmd);
+	st = pv_mask_cmd_locked(pv, cmd, PVPERF_VCPU_SELF, mask);
 	raw_spin_unlock_irqrestore(&pv->lock, flags);
 	return st;
 }
 
-/* The documented seqlock read of a slot's count */
-static u64 pv_read_count(struct pvperf_cpu *pc, u32 slot)
+/* OPEN @slot on the calling CPU's vCPU as catalog entry @idx, disabled */
+static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot, u64 idx)
 {
-	struct pvperf_slot_record *rec = (void *)pc->page +
-					 PVPERF_SLOT_RECORD_OFFSET(slot);
-	u32 s1, s2;
-	u64 count;
-
-	do {
-		s1 = READ_ONCE(rec->seq);
-		smp_rmb();
-		count = le64_to_cpu(READ_ONCE(rec->count));
-		smp_rmb();
-		s2 = READ_ONCE(rec->seq);
-	} while ((s1 & 1) || s1 != s2);
-	return count;
-}
-
-/* Per-event slot table: slot + 1 on each CPU, 0 = none yet */
-static u8 *ev_slots(struct perf_event *event)
-{
-	return event->pmu_private;
-}
-
-static void pvperf_update(struct perf_event *event, u64 now)
-{
-	u64 prev = local64_xchg(&event->hw.prev_count, now);
-
-	local64_add(now - prev, &event->count);
-}
-
-/* Open this event's slot on the current CPU if it has none */
-static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
-{
-	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	u8 *slots = ev_slots(event);
-	int cpu = smp_processor_id();
-	unsigned long flags;
-	u32 st, slot;
-
-	if (slots[cpu])
-		return slots[cpu] - 1;
-
-	raw_spin_lock_irqsave(&pv->lock, flags);
-	if (pc->used == GENMASK_ULL(pv->slots_per_vcpu - 1, 0)) {
-		raw_spin_unlock_irqrestore(&pv->lock, flags);
-		return -ENOSPC;
-	}
-	slot = __ffs64(~pc->used);
+	if (pv->state != PVPERF_LIVE)
+		return PVPERF_ST_NODEV;
 	pv_wr(pv, PVPERF_REG_CMD_VCPU, PVPERF_VCPU_SELF);
 	pv_wr(pv, PVPERF_REG_CMD_SLOT, slot);
-	pv_wr(pv, PVPERF_REG_CMD_EVENT, event->attr.config);
+	pv_wr(pv, PVPERF_REG_CMD_EVENT, idx);
 	pv_wr(pv, PVPERF_REG_CMD_GROUP, PVPERF_NO_GROUP);
 	pv_wr(pv, PVPERF_REG_CMD_FLAGS, 0);
 	pv_wr(pv, PVPERF_REG_CMD_PERIOD_LO, 0);
 	pv_wr(pv, PVPERF_REG_CMD_PERIOD_HI, 0);
-	st = pv_ring_locked(pv, PVPERF_CMD_OPEN);
-	if (st == PVPERF_ST_OK)
+	return pv_ring_locked(pv, PVPERF_CMD_OPEN);
+}
+
+static u32 pv_close_locked(struct pvperf_dev *pv, u32 vcpu, u32 slot)
+{
+	if (pv->state != PVPERF_LIVE)
+		return PVPERF_ST_NODEV;
+	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
+	pv_wr(pv, PVPERF_REG_CMD_SLOT, slot);
+	return pv_ring_locked(pv, PVPERF_CMD_CLOSE);
+}
+
+static u32 pv_set_page_locked(struct pvperf_dev *pv, u32 vcpu, u64 addr)
+{
+	if (pv->state != PVPERF_LIVE)
+		return PVPERF_ST_NODEV;
+	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
+	pv_wr(pv, PVPERF_REG_CMD_ADDR_LO, lower_32_bits(addr));
+	pv_wr(pv, PVPERF_REG_CMD_ADDR_HI, upper_32_bits(addr));
+	return pv_ring_locked(pv, PVPERF_CMD_SET_PAGE);
+}
+
+struct pvperf_snap {
+	u64 count;
+	u64 enabled;
+	u64 running;
+};
+
+/* The documented seqlock read of a slot record */
+static void pv_read_record(struct pvperf_cpu *pc, u32 slot,
+			   struct pvperf_snap *snap)
+{
+	struct pvperf_slot_record *rec = (void *)pc->page +
+					 PVPERF_SLOT_RECORD_OFFSET(slot);
+	u32 s1, s2;
+
+	do {
+		s1 = pv_le32(&rec->seq);
+		virt_rmb();	/* pairs with the host's barrier after seq++ */
+		snap->count = pv_le64(&rec->count);
+		snap->enabled = pv_le64(&rec->time_enabled);
+		snap->running = pv_le64(&rec->time_running);
+		virt_rmb();	/* pairs with the host's barrier before seq++ */
+		s2 = pv_le32(&rec->seq);
+	} while ((s1 & 1) || s1 != s2);
+}
+
+/* Start counting the event's deltas from what the slot's record says now */
+static void pvperf_set_prev(struct perf_event *event, struct pvperf_cpu *pc)
+{
+	struct pvperf_event *pe = to_pe(event);
+	struct pvperf_snap now;
+
+	pv_read_record(pc, event->hw.idx, &now);
+	local64_set(&event->hw.prev_count, now.count);
+	pe->prev_enabled = now.enabled;
+	pe->prev_running = now.running;
+}
+
+/*
+ * Add what the slot counted since the last update. When the host
+ * multiplexed the event (hardware events with more of them than counters),
+ * it ran for only part of the time it was enabled: scale the delta up, as
+ * perf does for its own events, rather than report it silently low.
+ */
+static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
+{
+	struct pvperf_event *pe = to_pe(event);
+	struct hw_perf_event *hwc = &event->hw;
+	u64 delta, enabled, running;
+	struct pvperf_snap now;
+
+	pv_read_record(pc, hwc->idx, &now);
+	delta = now.count - local64_read(&hwc->prev_count);
+	enabled = now.enabled - pe->prev_enabled;
+	running = now.running - pe->prev_running;
+	local64_set(&hwc->prev_count, now.count);
+	pe->prev_enabled = now.enabled;
+	pe->prev_running = now.running;
+
+	/* the bound keeps the quotient within 64 bits (x86 divq traps) */
+	if (running && running < enabled &&
+	    delta <= div64_u64(U64_MAX, enabled) * running)
+		delta = mul_u64_u64_div_u64(delta, enabled, running);
+	local64_add(delta, &event->count);
+}
+
+/* Mask of the slots of events added and running on this CPU */
+static u64 pvperf_running_mask(struct pvperf_cpu *pc, u64 among)
+{
+	u64 running = 0;
+
+	for (; among; among &= among - 1) {
+		u32 slot = __ffs64(among);
+		struct perf_event *event = pc->active[slot];
+
+		if (event && !event->hw.state)
+			running |= BIT_ULL(slot);
+	}
+	return running;
+}
+
+/*
+ * The event's slot on this CPU, opened if it has none. A CPU that has no
+ * count page registered (never brought up, offline, or being set up again
+ * after a reset) opens nothing; an event that already owns a slot here
+ * keeps it, and the slot is brought back in step when the CPU is.
+ */
+static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	struct pvperf_event *pe = to_pe(event);
+	int cpu = smp_processor_id();
+	unsigned long flags;
+	u32 st, slot;
+
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	if (pe->slot[cpu]) {
+		slot = pe->slot[cpu] - 1;
+		if (!pc->ready || !(pc->lost & BIT_ULL(slot)))
+			goto out;
+		/* a device reset closed it and reopening it failed: retry */
+		st = pv_open_locked(pv, slot, event->attr.config);
+		if (st == PVPERF_ST_OK)
+			pc->lost &= ~BIT_ULL(slot);
+		goto out_st;
+	}
+	if (!pc->ready) {
+		st = PVPERF_ST_NODEV;
+		goto out_st;
+	}
+	if (pc->used == GENMASK_ULL(pv->slots_per_vcpu - 1, 0)) {
+		st = PVPERF_ST_LIMIT;
+		goto out_st;
+	}
+	slot = __ffs64(~pc->used);
+	st = pv_open_locked(pv, slot, event->attr.config);
+	if (st == PVPERF_ST_OK) {
 		pc->used |= BIT_ULL(slot);
+		pc->owner[slot] = event;
+		pe->slot[cpu] = slot + 1;
+	}
+out_st:
 	raw_spin_unlock_irqrestore(&pv->lock, flags);
-	if (st != PVPERF_ST_OK)
-		return st == PVPERF_ST_LIMIT ? -ENOSPC : -EIO;
-	slots[cpu] = slot + 1;
+	return st == PVPERF_ST_OK ? slot : pv_errno(st);
+out:
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
 	return slot;
 }
 
 static void pvperf_event_destroy(struct perf_event *event)
 {
-	struct pvperf_dev *pv = to_pvperf(event->pmu);
-	u8 *slots = ev_slots(event);
+	struct pvperf_event *pe = to_pe(event);
+	struct pvperf_dev *pv = pe->pv;
 	unsigned long flags;
+	bool last;
 	int cpu;
 
 	for_each_possible_cpu(cpu) {
 		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+		u32 slot;
+		u64 bit;
 
-		if (!slots[cpu])
+		if (!pe->slot[cpu])
 			continue;
+		slot = pe->slot[cpu] - 1;
+		bit = BIT_ULL(slot);
 		raw_spin_lock_irqsave(&pv->lock, flags);
-		pv_wr(pv, PVPERF_REG_CMD_VCPU, pc->vcpu);
-		pv_wr(pv, PVPERF_REG_CMD_SLOT, slots[cpu] - 1);
-		if (pv_ring_locked(pv, PVPERF_CMD_CLOSE) == PVPERF_ST_OK)
-			pc->used &= ~BIT_ULL(slots[cpu] - 1);
+		pc->owner[slot] = NULL;
+		if ((pc->lost & bit) || pv->state == PVPERF_GONE) {
+			/* not open on the device (any more) */
+			pc->used &= ~bit;
+		} else if (pv->state == PVPERF_PAUSED) {
+			/* closed when the device is back, unless it was reset */
+			pc->zombie |= bit;
+		} else {
+			/* the CPU may be offline: name its vCPU explicitly */
+			pv_close_locked(pv, pc->vcpu, slot);
+			pc->used &= ~bit;
+		}
+		pc->lost &= ~bit;
 		raw_spin_unlock_irqrestore(&pv->lock, flags);
 	}
-	kfree(slots);
+
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	last = !--pv->nr_events && pv->state == PVPERF_GONE;
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	kfree(pe);
 	event->pmu_private = NULL;
+	/* perf_pmu_unregister() may not be called from here */
+	if (last)
+		schedule_delayed_work(&pvperf_reap_work, 0);
 }
 
 static int pvperf_event_init(struct perf_event *event)
 {
-	struct pvperf_dev *pv = to_pvperf(event->pmu);
+	struct pvperf_dev *pv = pvperf_dev;
+	struct pvperf_event *pe;
 	u64 idx = event->attr.config;
+	unsigned long flags;
 
 	if (event->attr.type != event->pmu->type)
 		return -ENOENT;
@@ -212,93 +435,133 @@ static int pvperf_event_init(struct perf_event *event)
 	    !(pv->catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
 
-	event->pmu_private = kcalloc(nr_cpu_ids, sizeof(u8), GFP_KERNEL);
-	if (!event->pmu_private)
+	pe = kzalloc(struct_size(pe, slot, nr_cpu_ids), GFP_KERNEL);
+	if (!pe)
 		return -ENOMEM;
+	/*
+	 * A removed device takes no new event, but still the children that
+	 * perf inherits from a live event when its task forks (frozen, like
+	 * their parent): failing those would fail the fork.
+	 */
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	if (pv->state == PVPERF_GONE && !event->parent) {
+		raw_spin_unlock_irqrestore(&pv->lock, flags);
+		kfree(pe);
+		return -ENODEV;
+	}
+	pv->nr_events++;
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+
+	pe->pv = pv;
+	event->pmu_private = pe;
 	event->destroy = pvperf_event_destroy;
 	return 0;
 }
 
 static void pvperf_read(struct perf_event *event)
 {
-	struct pvperf_dev *pv = to_pvperf(event->pmu);
+	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
 
-	if (hwc->state & (PERF_HES_STOPPED | PVPERF_HES_PENDING))
+	if (hwc->state || !pc->ready)
 		return;
-	if (pv_mask_cmd(pv, PVPERF_CMD_READ, PVPERF_VCPU_SELF,
-			BIT_ULL(hwc->idx)) == PVPERF_ST_OK)
-		pvperf_update(event, pv_read_count(pc, hwc->idx));
+	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx)) ==
+	    PVPERF_ST_OK)
+		pvperf_update(event, pc);
+}
+
+/*
+ * Enable the event's slot. On a CPU that is not in step with the device
+ * (paused, gone, or being set up again) the event is marked running and
+ * counts once the CPU is synced; a removed device's events stay frozen.
+ */
+static int pvperf_enable(struct perf_event *event)
+{
+	struct pvperf_dev *pv = to_pe(event)->pv;
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	struct hw_perf_event *hwc = &event->hw;
+	u32 st;
+
+	if (!(hwc->state & PERF_HES_STOPPED))
+		return 0;
+	if (pc->txn_flags & PERF_PMU_TXN_ADD) {
+		/* commit_txn enables the whole group with one doorbell */
+		pc->txn_mask |= BIT_ULL(hwc->idx);
+		hwc->state = PVPERF_HES_PENDING;
+		return 0;
+	}
+	if (pc->ready) {
+		/* ENABLE leaves the slot's current count in the page */
+		st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, BIT_ULL(hwc->idx));
+		if (st == PVPERF_ST_OK)
+			pvperf_set_prev(event, pc);
+		else if (st != PVPERF_ST_NODEV)
+			return pv_errno(st);
+	}
+	hwc->state = 0;
+	return 0;
 }
 
 static void pvperf_start(struct perf_event *event, int flags)
 {
-	struct pvperf_dev *pv = to_pvperf(event->pmu);
-	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	struct hw_perf_event *hwc = &event->hw;
-
-	if (!(hwc->state & PERF_HES_STOPPED))
-		return;
-	if (pc->txn_flags & PERF_PMU_TXN_ADD) {
-		/* commit_txn enables the whole group with one doorbell */
-		pc->txn_mask |= BIT_ULL(hwc->idx);
-		pc->txn_events[hwc->idx] = event;
-		hwc->state = PVPERF_HES_PENDING;
-		return;
-	}
-	/* ENABLE leaves the slot's current count in the page */
-	if (pv_mask_cmd(pv, PVPERF_CMD_ENABLE, PVPERF_VCPU_SELF,
-			BIT_ULL(hwc->idx)) != PVPERF_ST_OK)
-		return;
-	local64_set(&hwc->prev_count, pv_read_count(pc, hwc->idx));
-	hwc->state = 0;
+	/* only pvperf_add() can report a failure to perf */
+	pvperf_enable(event);
 }
 
 static void pvperf_stop(struct perf_event *event, int flags)
 {
-	struct pvperf_dev *pv = to_pvperf(event->pmu);
+	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
+	bool running = !hwc->state;
 
-	if (hwc->state & PVPERF_HES_PENDING) {
+	if (hwc->state & PVPERF_HES_PENDING)
 		pc->txn_mask &= ~BIT_ULL(hwc->idx);
-		pc->txn_events[hwc->idx] = NULL;
-		hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
-		return;
-	}
-	if (hwc->state & PERF_HES_STOPPED)
+	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
+	if (!running || !pc->ready)
 		return;
 	/* DISABLE leaves the final count in the page */
-	if (pv_mask_cmd(pv, PVPERF_CMD_DISABLE, PVPERF_VCPU_SELF,
-			BIT_ULL(hwc->idx)) == PVPERF_ST_OK)
-		pvperf_update(event, pv_read_count(pc, hwc->idx));
-	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
+	if (pv_mask_cmd(pv, PVPERF_CMD_DISABLE, BIT_ULL(hwc->idx)) ==
+	    PVPERF_ST_OK)
+		pvperf_update(event, pc);
 }
 
 static int pvperf_add(struct perf_event *event, int flags)
 {
-	struct pvperf_dev *pv = to_pvperf(event->pmu);
+	struct pvperf_dev *pv = to_pe(event)->pv;
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
-	int slot = pvperf_get_slot(pv, event);
+	int slot, ret;
 
+	slot = pvperf_get_slot(pv, event);
 	if (slot < 0)
 		return slot;
 	hwc->idx = slot;
 	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
-	if (flags & PERF_EF_START)
-		pvperf_start(event, PERF_EF_RELOAD);
+	pc->active[slot] = event;
+	if (flags & PERF_EF_START) {
+		ret = pvperf_enable(event);
+		if (ret) {
+			pc->active[slot] = NULL;
+			return ret;
+		}
+	}
 	return 0;
 }
 
 static void pvperf_del(struct perf_event *event, int flags)
 {
+	struct pvperf_dev *pv = to_pe(event)->pv;
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+
 	pvperf_stop(event, PERF_EF_UPDATE);
+	pc->active[event->hw.idx] = NULL;
 }
 
 static void pvperf_start_txn(struct pmu *pmu, unsigned int txn_flags)
 {
-	struct pvperf_cpu *pc = this_cpu_ptr(to_pvperf(pmu)->cpu);
+	struct pvperf_cpu *pc = this_cpu_ptr(pvperf_dev->cpu);
 
 	pc->txn_flags = txn_flags;
 	pc->txn_mask = 0;
@@ -306,38 +569,42 @@ static void pvperf_start_txn(struct pmu *pmu, unsigned int txn_flags)
 
 static int pvperf_commit_txn(struct pmu *pmu)
 {
-	struct pvperf_dev *pv = to_pvperf(pmu);
+	struct pvperf_dev *pv = pvperf_dev;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	u64 mask = pc->txn_mask;
+	u64 mask = pc->txn_mask, m;
+	u32 st = PVPERF_ST_NODEV;
 
 	pc->txn_flags = 0;
 	pc->txn_mask = 0;
 	if (!mask)
 		return 0;
-	if (pv_mask_cmd(pv, PVPERF_CMD_ENABLE, PVPERF_VCPU_SELF, mask) !=
-	    PVPERF_ST_OK) {
-		/* the group failed as a whole: leave every member stopped */
-		for (; mask; mask &= mask - 1) {
-			struct perf_event *ev = pc->txn_events[__ffs64(mask)];
-
-			ev->hw.state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
-		}
-		return -EIO;
+	if (pc->ready)
+		st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask);
+	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV) {
+		/*
+		 * ENABLE stops at the first slot whose host ioctl fails, and
+		 * the slots before it stay enabled: disable the whole group
+		 * so that the device agrees it is not running.
+		 */
+		pv_mask_cmd(pv, PVPERF_CMD_DISABLE, mask);
+		for (m = mask; m; m &= m - 1)
+			pc->active[__ffs64(m)]->hw.state =
+				PERF_HES_STOPPED | PERF_HES_UPTODATE;
+		return pv_errno(st);
 	}
-	for (; mask; mask &= mask - 1) {
-		u32 slot = __ffs64(mask);
-		struct perf_event *ev = pc->txn_events[slot];
+	for (m = mask; m; m &= m - 1) {
+		struct perf_event *event = pc->active[__ffs64(m)];
 
-		local64_set(&ev->hw.prev_count, pv_read_count(pc, slot));
-		ev->hw.state = 0;
-		pc->txn_events[slot] = NULL;
+		if (st == PVPERF_ST_OK)
+			pvperf_set_prev(event, pc);
+		event->hw.state = 0;
 	}
 	return 0;
 }
 
 static void pvperf_cancel_txn(struct pmu *pmu)
 {
-	struct pvperf_cpu *pc = this_cpu_ptr(to_pvperf(pmu)->cpu);
+	struct pvperf_cpu *pc = this_cpu_ptr(pvperf_dev->cpu);
 
 	pc->txn_flags = 0;
 	pc->txn_mask = 0;
@@ -384,10 +651,11 @@ static int pvperf_build_events(struct pvperf_dev *pv)
 	struct device *dev = &pv->pdev->dev;
 	u32 i, n = 0;
 
-	pv->ev_attrs = devm_kcalloc(dev, pv->nr_entries, sizeof(*pv->ev_attrs),
-				    GFP_KERNEL);
-	pv->ev_attr_ptrs = devm_kcalloc(dev, pv->nr_entries + 1,
-					sizeof(*pv->ev_attr_ptrs), GFP_KERNEL);
+	/* not devm: the PMU's sysfs files may outlive the device */
+	pv->ev_attrs = kcalloc(pv->nr_entries, sizeof(*pv->ev_attrs),
+			       GFP_KERNEL);
+	pv->ev_attr_ptrs = kcalloc(pv->nr_entries + 1,
+				   sizeof(*pv->ev_attr_ptrs), GFP_KERNEL);
 	if (!pv->ev_attrs || !pv->ev_attr_ptrs)
 		return -ENOMEM;
 
@@ -412,7 +680,7 @@ static int pvperf_build_events(struct pvperf_dev *pv)
 			continue;
 		}
 		sysfs_attr_init(&pa->attr.attr);
-		pa->attr.attr.name = devm_kstrdup(dev, buf, GFP_KERNEL);
+		pa->attr.attr.name = kstrdup(buf, GFP_KERNEL);
 		if (!pa->attr.attr.name)
 			return -ENOMEM;
 		pa->attr.attr.mode = 0444;
@@ -431,13 +699,12 @@ static int pvperf_build_events(struct pvperf_dev *pv)
 
 static int pvperf_read_catalog(struct pvperf_dev *pv)
 {
-	struct device *dev = &pv->pdev->dev;
 	u32 i, off;
 
 	pv->nr_entries = min_t(u32, pv_rd(pv, PVPERF_REG_CATALOG_COUNT),
 			       PVPERF_CATALOG_MAX);
-	pv->catalog = devm_kcalloc(dev, max(pv->nr_entries, 1u),
-				   sizeof(*pv->catalog), GFP_KERNEL);
+	pv->catalog = kcalloc(max(pv->nr_entries, 1u), sizeof(*pv->catalog),
+			      GFP_KERNEL);
 	if (!pv->catalog)
 		return -ENOMEM;
 	for (i = 0; i < pv->nr_entries; i++) {
@@ -457,31 +724,256 @@ static int pvperf_read_catalog(struct pvperf_dev *pv)
 	return 0;
 }
 
-struct pvperf_page_arg {
+/*
+ * Bring this CPU in step with the device: register its count page (and
+ * learn its vCPU index from the page header), reopen the slots its events
+ * own that a device reset closed, and enable the slots of the events
+ * running here. IRQs are off, so none of this CPU's perf callbacks runs
+ * meanwhile. While the CPU is not ready its slots are all disabled on the
+ * device (pvperf_cpu_quiesce() left them so, or the device was reset).
+ */
+static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	u64 running = 0, m;
+	u32 st;
+
+	lockdep_assert_irqs_disabled();
+	if (!pc->page)
+		return PVPERF_ST_NODEV;
+	raw_spin_lock(&pv->lock);
+	st = pv_set_page_locked(pv, PVPERF_VCPU_SELF, pc->page_dma);
+	if (st != PVPERF_ST_OK)
+		goto unlock;
+	if (pv_le32(&pc->page->magic) != PVPERF_PAGE_MAGIC) {
+		st = PVPERF_ST_BAD_ADDRESS;
+		goto unlock;
+	}
+	pc->vcpu = pv_le32(&pc->page->vcpu);
+	for (m = pc->lost; m; m &= m - 1) {
+		u32 slot = __ffs64(m);
+
+		if (pv_open_locked(pv, slot, pc->owner[slot]->attr.config) ==
+		    PVPERF_ST_OK)
+			pc->lost &= ~BIT_ULL(slot);
+	}
+	running = pvperf_running_mask(pc, pc->used & ~pc->lost);
+	if (running &&
+	    pv_mask_cmd_locked(pv, PVPERF_CMD_ENABLE, PVPERF_VCPU_SELF,
+			       running) != PVPERF_ST_OK) {
+		pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE, PVPERF_VCPU_SELF,
+				   running);
+		running = 0;
+		st = PVPERF_ST_HOST_ERROR;
+	}
+	pc->ready = true;
+unlock:
+	raw_spin_unlock(&pv->lock);
+	for (m = running; m; m &= m - 1)
+		pvperf_set_prev(pc->active[__ffs64(m)], pc);
+	return st;
+}
+
+/*
+ * Stop using the device on this CPU: disable the slots of the events
+ * running here and take their final counts (they stay running for perf
+ * and count again once the CPU is synced), and with @unregister give the
+ * count page back. IRQs off.
+ */
+static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	u64 running, m;
+	u32 st;
+
+	lockdep_assert_irqs_disabled();
+	if (!pc->ready)
+		return;
+	pc->ready = false;
+	raw_spin_lock(&pv->lock);
+	running = pvperf_running_mask(pc, pc->used & ~pc->lost);
+	st = running ? pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE,
+					  PVPERF_VCPU_SELF, running) :
+		       PVPERF_ST_NODEV;
+	if (unregister)
+		pv_set_page_locked(pv, pc->vcpu, 0);
+	raw_spin_unlock(&pv->lock);
+	if (st != PVPERF_ST_OK)
+		return;
+	for (m = running; m; m &= m - 1)
+		pvperf_update(pc->active[__ffs64(m)], pc);
+}
+
+static int pvperf_cpu_online(unsigned int cpu, struct hlist_node *node)
+{
+	struct pvperf_dev *pv = hlist_entry_safe(node, struct pvperf_dev,
+						 node);
+	struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+	u32 st;
+
+	/* a CPU without a page cannot count: never fail the CPU for that */
+	if (!pc->page)
+		pc->page = dma_alloc_coherent(&pv->pdev->dev, PVPERF_PAGE_SIZE,
+					      &pc->page_dma, GFP_KERNEL);
+	if (!pc->page)
+		return 0;
+	/* runs on @cpu, in its hotplug thread */
+	local_irq_disable();
+	WARN_ON_ONCE(smp_processor_id() != cpu);
+	st = pvperf_cpu_sync(pv);
+	local_irq_enable();
+	/* while the device is paused, resuming it syncs this CPU */
+	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV)
+		dev_warn(&pv->pdev->dev, "CPU %u: cannot register its count page (status %u): pvperf events cannot count on it\n",
+			 cpu, st);
+	return 0;
+}
+
+static int pvperf_cpu_offline(unsigned int cpu, struct hlist_node *node)
+{
+	struct pvperf_dev *pv = hlist_entry_safe(node, struct pvperf_dev,
+						 node);
+
+	local_irq_disable();
+	pvperf_cpu_quiesce(pv, true);
+	local_irq_enable();
+	return 0;
+}
+
+static void pvperf_quiesce_fn(void *data)
+{
+	pvperf_cpu_quiesce(data, false);
+}
+
+struct pvperf_sync_arg {
 	struct pvperf_dev *pv;
 	u32 status;
 };
 
-/* On each CPU: register its page, learn its vCPU index from the header */
-static void pvperf_set_page_on_cpu(void *data)
+static void pvperf_sync_fn(void *data)
 {
-	struct pvperf_page_arg *arg = data;
-	struct pvperf_dev *pv = arg->pv;
-	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	unsigned long flags;
-	u32 st;
+	struct pvperf_sync_arg *arg = data;
 
-	raw_spin_lock_irqsave(&pv->lock, flags);
-	pv_wr(pv, PVPERF_REG_CMD_VCPU, PVPERF_VCPU_SELF);
-	pv_wr(pv, PVPERF_REG_CMD_ADDR_LO, lower_32_bits(pc->page_dma));
-	pv_wr(pv, PVPERF_REG_CMD_ADDR_HI, upper_32_bits(pc->page_dma));
-	st = pv_ring_locked(pv, PVPERF_CMD_SET_PAGE);
-	raw_spin_unlock_irqrestore(&pv->lock, flags);
-	if (st == PVPERF_ST_OK)
-		pc->vcpu = le32_to_cpu(READ_ONCE(pc->page->vcpu));
-	else
-		WRITE_ONCE(arg->status, st);
+	arg->status = pvperf_cpu_sync(arg->pv);
 }
+
+/* Suspend, hibernation, PCI reset: stop touching the device */
+static void pvperf_pause(struct pvperf_dev *pv)
+{
+	unsigned long flags;
+
+	cpus_read_lock();
+	on_each_cpu(pvperf_quiesce_fn, pv, 1);
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	pv->state = PVPERF_PAUSED;
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	cpus_read_unlock();
+}
+
+/*
+ * The device is back. It was reset if it forgot the features the driver
+ * wrote (one register read; any reset sets DRIVER_FEATURES to 0), or when
+ * @reset says so: then every slot is closed and every page forgotten.
+ * Register the pages again and reopen the owned slots, on each online CPU
+ * in turn; offline CPUs do it when they come up.
+ */
+static void pvperf_restart(struct pvperf_dev *pv, bool reset)
+{
+	struct device *dev = &pv->pdev->dev;
+	unsigned int closed = 0, left = 0;
+	unsigned long flags;
+	int cpu;
+
+	if (reset)
+		pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
+	else
+		reset = !pv_rd(pv, PVPERF_REG_DRIVER_FEATURES);
+	if (reset) {
+		pv_wr(pv, PVPERF_REG_DRIVER_FEATURES, pv->features);
+		pci_set_master(pv->pdev);
+	}
+
+	cpus_read_lock();
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	pv->state = PVPERF_LIVE;
+	for_each_possible_cpu(cpu) {
+		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+		u64 m;
+
+		if (reset) {
+			pc->used &= ~pc->zombie;
+			pc->lost = pc->used;
+			closed += hweight64(pc->lost);
+		} else {
+			for (m = pc->zombie; m; m &= m - 1)
+				pv_close_locked(pv, pc->vcpu, __ffs64(m));
+			pc->used &= ~pc->zombie;
+		}
+		pc->zombie = 0;
+	}
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+
+	for_each_online_cpu(cpu) {
+		struct pvperf_sync_arg arg = { pv, PVPERF_ST_NODEV };
+
+		smp_call_function_single(cpu, pvperf_sync_fn, &arg, 1);
+		if (arg.status != PVPERF_ST_OK)
+			dev_warn(dev, "CPU %d: cannot register its count page again (status %u)\n",
+				 cpu, arg.status);
+	}
+	cpus_read_unlock();
+	if (!reset)
+		return;
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	for_each_possible_cpu(cpu)
+		left += hweight64(per_cpu_ptr(pv->cpu, cpu)->lost);
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	dev_info(dev, "device was reset: count pages registered again, %u of %u open slots reopened\n",
+		 closed - left, closed);
+}
+
+static int pvperf_suspend(struct device *dev)
+{
+	pvperf_pause(dev_get_drvdata(dev));
+	return 0;
+}
+
+static int pvperf_resume(struct device *dev)
+{
+	pvperf_restart(dev_get_drvdata(dev), false);
+	return 0;
+}
+
+/* After hibernation the boot kernel may have used the device: start over */
+static int pvperf_restore(struct device *dev)
+{
+	pvperf_restart(dev_get_drvdata(dev), true);
+	return 0;
+}
+
+static const struct dev_pm_ops pvperf_pm_ops = {
+	.suspend	= pvperf_suspend,
+	.resume		= pvperf_resume,
+	.freeze		= pvperf_suspend,
+	.thaw		= pvperf_resume,
+	.poweroff	= pvperf_suspend,
+	.restore	= pvperf_restore,
+};
+
+static void pvperf_reset_prepare(struct pci_dev *pdev)
+{
+	pvperf_pause(pci_get_drvdata(pdev));
+}
+
+static void pvperf_reset_done(struct pci_dev *pdev)
+{
+	pvperf_restart(pci_get_drvdata(pdev), false);
+}
+
+static const struct pci_error_handlers pvperf_err_handlers = {
+	.reset_prepare	= pvperf_reset_prepare,
+	.reset_done	= pvperf_reset_done,
+};
 
 static void pvperf_free_pages(struct pvperf_dev *pv)
 {
@@ -497,47 +989,60 @@ static void pvperf_free_pages(struct pvperf_dev *pv)
 	}
 }
 
-static int pvperf_setup_pages(struct pvperf_dev *pv)
+static void pvperf_free(struct pvperf_dev *pv)
 {
-	struct pvperf_page_arg arg = { .pv = pv };
-	int cpu;
+	u32 i;
 
-	for_each_possible_cpu(cpu) {
-		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
-
-		pc->page = dma_alloc_coherent(&pv->pdev->dev, PVPERF_PAGE_SIZE,
-					      &pc->page_dma, GFP_KERNEL);
-		if (!pc->page)
-			return -ENOMEM;
-	}
-	cpus_read_lock();
-	for_each_online_cpu(cpu)
-		smp_call_function_single(cpu, pvperf_set_page_on_cpu, &arg, 1);
-	cpus_read_unlock();
-	if (arg.status) {
-		dev_err(&pv->pdev->dev, "SET_PAGE failed: status %u\n",
-			arg.status);
-		return -EIO;
-	}
-	return 0;
+	if (pv->ev_attrs)
+		for (i = 0; i < pv->nr_entries; i++)
+			kfree(pv->ev_attrs[i].attr.attr.name);
+	kfree(pv->ev_attrs);
+	kfree(pv->ev_attr_ptrs);
+	kfree(pv->catalog);
+	free_percpu(pv->cpu);
+	kfree(pv);
 }
 
-static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+/* With pvperf_mutex held, and no event left */
+static void pvperf_teardown(struct pvperf_dev *pv)
+{
+	perf_pmu_unregister(&pvperf_pmu);
+	pvperf_dev = NULL;
+	pvperf_free(pv);
+}
+
+/* The last event of a removed device is gone: unregister the PMU */
+static void pvperf_reap(struct work_struct *work)
+{
+	struct pvperf_dev *pv;
+
+	mutex_lock(&pvperf_mutex);
+	pv = pvperf_dev;
+	if (!pv || pv->state != PVPERF_GONE || pv->nr_events)
+		goto out;
+#if defined(MODULE) && defined(CONFIG_MODULE_UNLOAD)
+	/*
+	 * Each event holds a module reference, which perf drops last, after
+	 * it is done with the PMU's per-CPU contexts that unregistering
+	 * frees: wait until the destroyed events are that far.
+	 */
+	if (module_refcount(THIS_MODULE) > 0) {
+		schedule_delayed_work(&pvperf_reap_work, HZ / 10);
+		goto out;
+	}
+#endif
+	pvperf_teardown(pv);
+	pr_info(DRV_NAME ": the removed device's last event is closed: PMU unregistered\n");
+out:
+	mutex_unlock(&pvperf_mutex);
+}
+
+static int pvperf_setup(struct pci_dev *pdev)
 {
 	struct device *dev = &pdev->dev;
 	struct pvperf_dev *pv;
 	u32 magic, version;
-	int ret;
-
-	if (pvperf) {
-		dev_err(dev, "only one pvperf device is supported\n");
-		return -EBUSY;
-	}
-	pv = devm_kzalloc(dev, sizeof(*pv), GFP_KERNEL);
-	if (!pv)
-		return -ENOMEM;
-	pv->pdev = pdev;
-	raw_spin_lock_init(&pv->lock);
+	int ret, cpu;
 
 	ret = pcim_enable_device(pdev);
 	if (ret)
@@ -545,28 +1050,41 @@ static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = pcim_iomap_regions(pdev, BIT(PVPERF_MMIO_BAR), DRV_NAME);
 	if (ret)
 		return ret;
-	pv->regs = pcim_iomap_table(pdev)[PVPERF_MMIO_BAR];
 	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
 	if (ret)
 		return ret;
+
+	pv = kzalloc(sizeof(*pv), GFP_KERNEL);
+	if (!pv)
+		return -ENOMEM;
+	pv->pdev = pdev;
+	pv->state = PVPERF_LIVE;
+	raw_spin_lock_init(&pv->lock);
+	pv->regs = pcim_iomap_table(pdev)[PVPERF_MMIO_BAR];
 
 	magic = pv_rd(pv, PVPERF_REG_MAGIC);
 	version = pv_rd(pv, PVPERF_REG_VERSION);
 	if (magic != PVPERF_MAGIC) {
 		dev_err(dev, "bad magic 0x%08x: not a pvperf device\n", magic);
-		return -ENODEV;
+		ret = -ENODEV;
+		goto err_free;
 	}
 	if (PVPERF_VERSION_MAJOR_OF(version) != PVPERF_VERSION_MAJOR) {
 		dev_err(dev, "device speaks pvperf ABI %u.%u; this driver speaks %u.x: refusing it\n",
 			PVPERF_VERSION_MAJOR_OF(version),
 			PVPERF_VERSION_MINOR_OF(version), PVPERF_VERSION_MAJOR);
-		return -ENODEV;
+		ret = -ENODEV;
+		goto err_free;
 	}
+	/* a previous kernel (kexec) may have left slots open and pages set */
+	pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
+
 	pv->features = pv_rd(pv, PVPERF_REG_FEATURES) & PVPERF_KNOWN_FEATURES;
 	if (!(pv->features & PVPERF_F_COUNTING)) {
 		dev_err(dev, "device lacks the COUNTING feature (features 0x%x): refusing it\n",
 			pv_rd(pv, PVPERF_REG_FEATURES));
-		return -ENODEV;
+		ret = -ENODEV;
+		goto err_free;
 	}
 	pv_wr(pv, PVPERF_REG_DRIVER_FEATURES, pv->features);
 	pv->doorbell = pv->regs + PVPERF_REG_DOORBELL;
@@ -584,19 +1102,34 @@ static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	ret = pvperf_read_catalog(pv);
 	if (ret)
-		return ret;
+		goto err_free;
 	ret = pvperf_build_events(pv);
 	if (ret)
-		return ret;
+		goto err_free;
 
 	pv->cpu = alloc_percpu(struct pvperf_cpu);
-	if (!pv->cpu)
-		return -ENOMEM;
-	ret = pvperf_setup_pages(pv);
+	if (!pv->cpu) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	for_each_possible_cpu(cpu)
+		per_cpu_ptr(pv->cpu, cpu)->vcpu = PVPERF_VCPU_INVALID;
+
+	/* registers the page of each online CPU, on that CPU */
+	ret = cpuhp_state_add_instance(pvperf_hp_state, &pv->node);
 	if (ret)
 		goto err_pages;
+	cpus_read_lock();
+	for_each_online_cpu(cpu)
+		if (!per_cpu_ptr(pv->cpu, cpu)->ready)
+			ret = -EIO;
+	cpus_read_unlock();
+	if (ret) {
+		dev_err(dev, "cannot register the count pages\n");
+		goto err_instance;
+	}
 
-	pv->pmu = (struct pmu) {
+	pvperf_pmu = (struct pmu) {
 		.module		= THIS_MODULE,
 		.task_ctx_nr	= perf_sw_context,
 		.attr_groups	= pv->attr_groups,
@@ -612,12 +1145,14 @@ static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		.capabilities	= PERF_PMU_CAP_NO_INTERRUPT |
 				  PERF_PMU_CAP_NO_EXCLUDE,
 	};
-	ret = perf_pmu_register(&pv->pmu, DRV_NAME, -1);
-	if (ret)
-		goto err_pages;
+	pvperf_dev = pv;
+	ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
+	if (ret) {
+		pvperf_dev = NULL;
+		goto err_instance;
+	}
 
 	pci_set_drvdata(pdev, pv);
-	pvperf = pv;
 	dev_info(dev, "pvperf ABI %u.%u, features 0x%x, %u catalog entries, %u slots per vCPU%s\n",
 		 PVPERF_VERSION_MAJOR_OF(version),
 		 PVPERF_VERSION_MINOR_OF(version), pv->features,
@@ -626,24 +1161,66 @@ static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 "" : ", I/O doorbell");
 	return 0;
 
+err_instance:
+	cpuhp_state_remove_instance_nocalls(pvperf_hp_state, &pv->node);
 err_pages:
 	/* the device may hold our pages: make it forget them first */
 	pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
 	pvperf_free_pages(pv);
-	free_percpu(pv->cpu);
+err_free:
+	pvperf_free(pv);
+	return ret;
+}
+
+static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	int ret = -EBUSY;
+
+	/* a removed device's PMU may be on its way out */
+	flush_delayed_work(&pvperf_reap_work);
+	mutex_lock(&pvperf_mutex);
+	if (pvperf_dev && pvperf_dev->state == PVPERF_GONE)
+		dev_err(&pdev->dev, "the PMU of a removed pvperf device still has %u perf events open: close them and bind again\n",
+			READ_ONCE(pvperf_dev->nr_events));
+	else if (pvperf_dev)
+		dev_err(&pdev->dev, "only one pvperf device is supported\n");
+	else
+		ret = pvperf_setup(pdev);
+	mutex_unlock(&pvperf_mutex);
 	return ret;
 }
 
 static void pvperf_remove(struct pci_dev *pdev)
 {
 	struct pvperf_dev *pv = pci_get_drvdata(pdev);
+	unsigned long flags;
+	unsigned int busy;
 
-	perf_pmu_unregister(&pv->pmu);
+	cpuhp_state_remove_instance_nocalls(pvperf_hp_state, &pv->node);
+	mutex_lock(&pvperf_mutex);
+	/* running events keep what they counted until now */
+	cpus_read_lock();
+	on_each_cpu(pvperf_quiesce_fn, pv, 1);
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	pv->state = PVPERF_GONE;
+	busy = pv->nr_events;
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	cpus_read_unlock();
+	/*
+	 * perf's callbacks run with IRQs off, so after a grace period none
+	 * is still using the registers or the pages, and no new one will.
+	 */
+	synchronize_rcu();
 	/* closes every slot on the host and forgets every page */
 	pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
 	pvperf_free_pages(pv);
-	free_percpu(pv->cpu);
-	pvperf = NULL;
+	pv->pdev = NULL;
+	if (busy)
+		dev_info(&pdev->dev, "removed with %u perf events open: their counts stay as they are, and the PMU goes with the last of them\n",
+			 busy);
+	else
+		pvperf_teardown(pv);
+	mutex_unlock(&pvperf_mutex);
 }
 
 static const struct pci_device_id pvperf_ids[] = {
@@ -657,8 +1234,35 @@ static struct pci_driver pvperf_driver = {
 	.id_table	= pvperf_ids,
 	.probe		= pvperf_probe,
 	.remove		= pvperf_remove,
+	.err_handler	= &pvperf_err_handlers,
+	.driver.pm	= pm_sleep_ptr(&pvperf_pm_ops),
 };
-module_pci_driver(pvperf_driver);
+
+static int __init pvperf_init(void)
+{
+	int ret;
+
+	ret = cpuhp_setup_state_multi(CPUHP_AP_ONLINE_DYN, "perf/pvperf:online",
+				      pvperf_cpu_online, pvperf_cpu_offline);
+	if (ret < 0)
+		return ret;
+	pvperf_hp_state = ret;
+	ret = pci_register_driver(&pvperf_driver);
+	if (ret)
+		cpuhp_remove_multi_state(pvperf_hp_state);
+	return ret;
+}
+module_init(pvperf_init);
+
+static void __exit pvperf_exit(void)
+{
+	pci_unregister_driver(&pvperf_driver);
+	flush_delayed_work(&pvperf_reap_work);
+	cpuhp_remove_multi_state(pvperf_hp_state);
+	/* RCU callbacks freeing perf contexts may still read pvperf_pmu */
+	rcu_barrier();
+}
+module_exit(pvperf_exit);
 
 MODULE_DESCRIPTION("pvperf: host performance events as a perf PMU");
 MODULE_LICENSE("GPL");

@@ -46,7 +46,7 @@ def cpio_with(files):
 
 class Guest:
     def __init__(self, script, accel, device="pvperf", smp=2, mem=1024,
-                 timeout=300, log_path=None, on_mark=None, extra=()):
+                 timeout=300, log_path=None, on_mark=None, extra=(), pre=()):
         self.script = script
         self.accel = accel
         self.device = device
@@ -56,6 +56,7 @@ class Guest:
         self.log_path = log_path
         self.on_mark = on_mark or (lambda g, name: None)
         self.extra = list(extra)
+        self.pre = list(pre)    # before -device pvperf: a bus for it
         self.lines = []
         self.tmp = tempfile.TemporaryDirectory(prefix="pvperf-guest-")
         self.qmp_path = os.path.join(self.tmp.name, "qmp.sock")
@@ -81,7 +82,8 @@ class Guest:
             "-smp", str(self.smp), "-m", str(self.mem), "-nodefaults",
             "-display", "none", "-serial", "stdio", "-no-reboot",
             "-kernel", os.path.join(GUEST, "vmlinuz"), "-initrd", initrd,
-            "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable",
+            "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable"
+        ] + self.pre + [
             "-device", self.device,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path] + self.extra
 
@@ -145,7 +147,7 @@ class Guest:
         for line in self.lines:
             if line == "@@ BEGIN " + name:
                 inside = True
-            elif line.startswith("@@ END " + name):
+            elif inside and line.split(" rc=")[0] == "@@ END " + name:
                 return out, line.split("rc=")[-1] if "rc=" in line else None
             elif inside:
                 out.append(line)
