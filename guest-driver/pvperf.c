@@ -9,20 +9,26 @@
  * Each online CPU registers one count page with the device (a cpuhp state:
  * CPUs onlined later get theirs, offlined ones give theirs back). A perf
  * event owns one device slot on each CPU it has run on (opened lazily on
- * its first add there, closed when the event is destroyed); add/start
- * enable the slot, stop/del disable it, and both leave the slot's count in
- * the page, so each costs one doorbell. A group added in a transaction is
- * enabled with one doorbell for the whole group (from Linux 6.2: before,
- * perf calls the transaction hooks of the software PMU whose context this
- * PMU shares, and each member is enabled on its own).
+ * its first add there, closed when the event is destroyed, or handed to
+ * another event when the CPU runs out of slots while it is not added
+ * there); add/start enable the slot, stop/del disable it, and both leave
+ * the slot's count in the page, so each costs one doorbell. A group added
+ * in a transaction is enabled with one doorbell for the whole group.
  *
- * Lifetimes. The device state (struct pvperf_dev) is not devm-managed: perf
- * events may outlive the device (sysfs unbind, hot-unplug), and perf before
- * Linux 6.15 cannot unregister a PMU that still has events. remove() marks
- * the device gone, waits until no perf callback can still be using it,
- * stops the device and frees the count pages; the events left read frozen
- * counts, and the PMU is unregistered when the last one is destroyed. The
- * struct pmu itself is static: perf reads it after ->destroy().
+ * Lifetimes. The PMU (a static struct pmu) is registered at the first
+ * probe and unregistered only at module exit, when perf holds no module
+ * reference any more, so no event and no perf path can still use it; a
+ * device bound later attaches to it if its catalog is the same. The device
+ * state (struct pvperf_dev) is reference counted by the binding and by
+ * each perf event: events may outlive the device (sysfs unbind,
+ * hot-unplug). remove() unpublishes the device (event_init finds it under
+ * RCU), waits until no perf callback can still be using it, stops the
+ * device and frees the count pages; the events left read frozen counts,
+ * and the state goes with the last of them.
+ *
+ * Before Linux 6.2 perf keeps pointers to this PMU in the task contexts
+ * that per-task pvperf events created, after those events are gone (see
+ * pvperf_pin()): the first per-task event pins the module until reboot.
  *
  * Resets. Suspend, hibernation and PCI resets pause the device; afterwards
  * every CPU registers its page again and reopens the slots its events own
@@ -31,9 +37,11 @@
  *
  * Locking. pv->lock (raw, IRQs off) covers the command registers and the
  * doorbell, the device state, and each CPU's slot ownership (used, lost,
- * zombie, owner[], vcpu). The rest of a CPU's state (ready, active[], the
- * transaction) belongs to that CPU and is only touched there with IRQs
- * off: in perf's callbacks, cpuhp callbacks and IPIs.
+ * zombie, owner[], vcpu, and the events' slot[]). The rest of a CPU's
+ * state (ready, active[], and the per-CPU transaction) belongs to that CPU
+ * and is only touched there with IRQs off: in perf's callbacks, cpuhp
+ * callbacks and IPIs. ->read may also come from NMI, and then touches
+ * nothing.
  */
 #include <linux/bitops.h>
 #include <linux/cpu.h>
@@ -43,13 +51,15 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/percpu.h>
 #include <linux/perf_event.h>
 #include <linux/pm.h>
+#include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/spinlock.h>
-#include <linux/workqueue.h>
+#include <linux/version.h>
 
 #include "hw/misc/pvperf.h"
 
@@ -66,6 +76,13 @@
 /* Driver-side status: the device may not be touched (paused or gone) */
 #define PVPERF_ST_NODEV		0x10000u
 
+/*
+ * Tries of the seqlock read of a record before it counts as failed: the
+ * host writes a record in a few stores, but a broken or hostile one could
+ * leave its seq odd, and the reader has IRQs off.
+ */
+#define PVPERF_SEQ_TRIES	1000
+
 enum pvperf_state {
 	PVPERF_LIVE,
 	PVPERF_PAUSED,		/* suspended or being reset: no MMIO */
@@ -78,14 +95,23 @@ struct pvperf_cpu {
 	/* under pv->lock */
 	u32 vcpu;			/* device vCPU index, kept while offline */
 	u64 used;			/* slots owned by events */
-	u64 lost;			/* owned, but closed by a device reset */
+	u64 lost;			/* owned, but closed by the device */
 	u64 zombie;			/* owner gone while the device was paused */
 	struct perf_event *owner[PVPERF_SLOTS_MAX];
 	/* this CPU only, IRQs off */
 	bool ready;			/* page registered, slots in step */
 	struct perf_event *active[PVPERF_SLOTS_MAX];	/* added here */
-	unsigned int txn_flags;
-	u64 txn_mask;
+};
+
+/*
+ * A perf transaction on this CPU. It is per CPU, not per device: before
+ * Linux 6.2 perf calls the transaction hooks of a task context's PMU for
+ * every software event group of the task, with or without a device.
+ */
+struct pvperf_txn {
+	unsigned int flags;
+	u64 mask;			/* slots of the events started in it */
+	struct pvperf_dev *pv;		/* their device */
 };
 
 struct pvperf_entry {
@@ -100,18 +126,11 @@ struct pvperf_dev {
 	void __iomem *doorbell;		/* I/O BAR doorbell, or BAR 0's */
 	raw_spinlock_t lock;		/* see "Locking" above */
 	enum pvperf_state state;
-	unsigned int nr_events;		/* live perf events */
+	unsigned int refs;		/* the binding, and each perf event */
 	u32 features;
 	u32 slots_per_vcpu;
-	u32 nr_entries;
-	struct pvperf_entry *catalog;
 	struct pvperf_cpu __percpu *cpu;
 	struct hlist_node node;		/* cpuhp instance */
-	/* sysfs events/ from the catalog */
-	struct perf_pmu_events_attr *ev_attrs;
-	struct attribute **ev_attr_ptrs;
-	struct attribute_group events_group;
-	const struct attribute_group *attr_groups[3];
 };
 
 /* Per event: the device, the times of the last read, a slot per CPU */
@@ -119,20 +138,29 @@ struct pvperf_event {
 	struct pvperf_dev *pv;
 	u64 prev_enabled;
 	u64 prev_running;
+	bool rebase;			/* record unreadable at start: resync */
 	u8 slot[];			/* slot + 1 on each CPU, 0 = none */
 };
 
 /*
- * One device: the PMU is a singleton ("pvperf"). pvperf_mutex serializes
- * probe, remove and the final teardown of a removed device's state.
+ * One device at a time. pvperf_mutex serializes probe and remove; the
+ * bound device is published for event_init under RCU.
  */
 static DEFINE_MUTEX(pvperf_mutex);
-static struct pvperf_dev *pvperf_dev;
-static struct pmu pvperf_pmu;
+static struct pvperf_dev __rcu *pvperf_live;
 static enum cpuhp_state pvperf_hp_state;
+static DEFINE_PER_CPU(struct pvperf_txn, pvperf_txn);
 
-static void pvperf_reap(struct work_struct *work);
-static DECLARE_DELAYED_WORK(pvperf_reap_work, pvperf_reap);
+/*
+ * The PMU's catalog and its sysfs events/: read from the first device,
+ * fixed while the PMU is registered (under pvperf_mutex until then).
+ */
+static bool pvperf_registered;
+static u32 pvperf_nr_entries;
+static struct pvperf_entry pvperf_catalog[PVPERF_CATALOG_MAX];
+static char pvperf_ev_names[PVPERF_CATALOG_MAX][PVPERF_NAME_SIZE];
+static struct perf_pmu_events_attr pvperf_ev_attrs[PVPERF_CATALOG_MAX];
+static struct attribute *pvperf_ev_attr_ptrs[PVPERF_CATALOG_MAX + 1];
 
 static inline struct pvperf_event *to_pe(struct perf_event *event)
 {
@@ -249,40 +277,66 @@ static u32 pv_set_page_locked(struct pvperf_dev *pv, u32 vcpu, u64 addr)
 }
 
 struct pvperf_snap {
+	u32 flags;
 	u64 count;
 	u64 enabled;
 	u64 running;
 };
 
-/* The documented seqlock read of a slot record */
-static void pv_read_record(struct pvperf_cpu *pc, u32 slot,
+/*
+ * The documented seqlock read of a slot record, with a bound: a record
+ * whose seq stays odd (or keeps moving) fails the read instead of
+ * spinning with IRQs off for as long as the host likes.
+ */
+static bool pv_read_record(struct pvperf_cpu *pc, u32 slot,
 			   struct pvperf_snap *snap)
 {
-	struct pvperf_slot_record *rec = (void *)pc->page +
-					 PVPERF_SLOT_RECORD_OFFSET(slot);
+	const struct pvperf_slot_record *rec = (void *)pc->page +
+					       PVPERF_SLOT_RECORD_OFFSET(slot);
+	unsigned int tries;
 	u32 s1, s2;
 
-	do {
+	for (tries = 0; tries < PVPERF_SEQ_TRIES; tries++) {
 		s1 = pv_le32(&rec->seq);
 		virt_rmb();	/* pairs with the host's barrier after seq++ */
+		snap->flags = pv_le32(&rec->flags);
 		snap->count = pv_le64(&rec->count);
 		snap->enabled = pv_le64(&rec->time_enabled);
 		snap->running = pv_le64(&rec->time_running);
 		virt_rmb();	/* pairs with the host's barrier before seq++ */
 		s2 = pv_le32(&rec->seq);
-	} while ((s1 & 1) || s1 != s2);
+		if (!(s1 & 1) && s1 == s2)
+			return true;
+		cpu_relax();
+	}
+	pr_warn_ratelimited(DRV_NAME ": slot %u: the host never finished writing its record (seq %u): not read\n",
+			    slot, s2);
+	return false;
 }
 
-/* Start counting the event's deltas from what the slot's record says now */
-static void pvperf_set_prev(struct perf_event *event, struct pvperf_cpu *pc)
+static void pvperf_store_prev(struct perf_event *event,
+			      const struct pvperf_snap *now)
 {
 	struct pvperf_event *pe = to_pe(event);
+
+	local64_set(&event->hw.prev_count, now->count);
+	pe->prev_enabled = now->enabled;
+	pe->prev_running = now->running;
+	pe->rebase = false;
+}
+
+/*
+ * Start counting the event's deltas from what the slot's record says now.
+ * If it cannot be read, the next update starts them from what it reads.
+ */
+static void pvperf_set_prev(struct perf_event *event, struct pvperf_cpu *pc)
+{
 	struct pvperf_snap now;
 
-	pv_read_record(pc, event->hw.idx, &now);
-	local64_set(&event->hw.prev_count, now.count);
-	pe->prev_enabled = now.enabled;
-	pe->prev_running = now.running;
+	if (pv_read_record(pc, event->hw.idx, &now))
+		pvperf_store_prev(event, &now);
+	else
+		to_pe(event)->rebase = true;
 }
 
 /*
@@ -298,13 +352,16 @@ static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
 	u64 delta, enabled, running;
 	struct pvperf_snap now;
 
-	pv_read_record(pc, hwc->idx, &now);
+	if (!pv_read_record(pc, hwc->idx, &now))
+		return;		/* the next update takes the delta */
+	if (pe->rebase) {
+		pvperf_store_prev(event, &now);
+		return;
+	}
 	delta = now.count - local64_read(&hwc->prev_count);
 	enabled = now.enabled - pe->prev_enabled;
 	running = now.running - pe->prev_running;
-	local64_set(&hwc->prev_count, now.count);
-	pe->prev_enabled = now.enabled;
-	pe->prev_running = now.running;
+	pvperf_store_prev(event, &now);
 
 	/* the bound keeps the quotient within 64 bits (x86 divq traps) */
 	if (running && running < enabled &&
@@ -329,6 +386,53 @@ static u64 pvperf_running_mask(struct pvperf_cpu *pc, u64 among)
 }
 
 /*
+ * Free one of this CPU's slots for @event: the slot of another event that
+ * is not added here now. Its del() took its count, so closing the slot
+ * loses nothing; it gets a slot again when it comes back. Without this, a
+ * CPU that events ever ran on would keep their slots until they are
+ * destroyed, and SLOTS_PER_VCPU events that migrated over every CPU would
+ * leave no slot for any other. Returns the slot, or -1 if every slot of
+ * this CPU belongs to an event added here.
+ */
+static int pvperf_steal_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			     struct perf_event *event)
+{
+	int cpu = smp_processor_id();
+	u64 m;
+
+	lockdep_assert_held(&pv->lock);
+	for (m = pc->used & ~pc->zombie; m; m &= m - 1) {
+		u32 slot = __ffs64(m), st;
+		struct perf_event *owner = pc->owner[slot];
+
+		if (!owner || owner == event || pc->active[slot])
+			continue;
+		if (!(pc->lost & BIT_ULL(slot))) {
+			st = pv_close_locked(pv, pc->vcpu, slot);
+			if (st != PVPERF_ST_OK && st != PVPERF_ST_SLOT_FREE)
+				continue;
+		}
+		to_pe(owner)->slot[cpu] = 0;
+		pc->owner[slot] = NULL;
+		pc->used &= ~BIT_ULL(slot);
+		pc->lost &= ~BIT_ULL(slot);
+		return slot;
+	}
+	return -1;
+}
+
+/* OPEN @slot for @event; at the device's limit, give one of ours back */
+static u32 pvperf_open_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			    struct perf_event *event, u32 slot)
+{
+	u32 st = pv_open_locked(pv, slot, event->attr.config);
+
+	if (st == PVPERF_ST_LIMIT && pvperf_steal_slot(pv, pc, event) >= 0)
+		st = pv_open_locked(pv, slot, event->attr.config);
+	return st;
+}
+
+/*
  * The event's slot on this CPU, opened if it has none. A CPU that has no
  * count page registered (never brought up, offline, or being set up again
  * after a reset) opens nothing; an event that already owns a slot here
@@ -337,6 +441,7 @@ static u64 pvperf_running_mask(struct pvperf_cpu *pc, u64 among)
 static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 {
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	u64 all = GENMASK_ULL(pv->slots_per_vcpu - 1, 0);
 	struct pvperf_event *pe = to_pe(event);
 	int cpu = smp_processor_id();
 	unsigned long flags;
@@ -347,8 +452,8 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 		slot = pe->slot[cpu] - 1;
 		if (!pc->ready || !(pc->lost & BIT_ULL(slot)))
 			goto out;
-		/* a device reset closed it and reopening it failed: retry */
-		st = pv_open_locked(pv, slot, event->attr.config);
+		/* the device closed it and reopening it failed: retry */
+		st = pvperf_open_slot(pv, pc, event, slot);
 		if (st == PVPERF_ST_OK)
 			pc->lost &= ~BIT_ULL(slot);
 		goto out_st;
@@ -357,12 +462,12 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 		st = PVPERF_ST_NODEV;
 		goto out_st;
 	}
-	if (pc->used == GENMASK_ULL(pv->slots_per_vcpu - 1, 0)) {
+	if (pc->used == all && pvperf_steal_slot(pv, pc, event) < 0) {
 		st = PVPERF_ST_LIMIT;
 		goto out_st;
 	}
 	slot = __ffs64(~pc->used);
-	st = pv_open_locked(pv, slot, event->attr.config);
+	st = pvperf_open_slot(pv, pc, event, slot);
 	if (st == PVPERF_ST_OK) {
 		pc->used |= BIT_ULL(slot);
 		pc->owner[slot] = event;
@@ -376,12 +481,30 @@ out:
 	return slot;
 }
 
+static void pvperf_free(struct pvperf_dev *pv)
+{
+	free_percpu(pv->cpu);
+	kfree(pv);
+}
+
+/* Drop a reference (the binding's or an event's): the last frees the state */
+static void pvperf_put(struct pvperf_dev *pv)
+{
+	unsigned long flags;
+	bool last;
+
+	raw_spin_lock_irqsave(&pv->lock, flags);
+	last = !--pv->refs;
+	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	if (last)
+		pvperf_free(pv);
+}
+
 static void pvperf_event_destroy(struct perf_event *event)
 {
 	struct pvperf_event *pe = to_pe(event);
 	struct pvperf_dev *pv = pe->pv;
 	unsigned long flags;
-	bool last;
 	int cpu;
 
 	for_each_possible_cpu(cpu) {
@@ -389,11 +512,12 @@ static void pvperf_event_destroy(struct perf_event *event)
 		u32 slot;
 		u64 bit;
 
+		/* under the lock: another event may take the slot over */
+		raw_spin_lock_irqsave(&pv->lock, flags);
 		if (!pe->slot[cpu])
-			continue;
+			goto next;
 		slot = pe->slot[cpu] - 1;
 		bit = BIT_ULL(slot);
-		raw_spin_lock_irqsave(&pv->lock, flags);
 		pc->owner[slot] = NULL;
 		if ((pc->lost & bit) || pv->state == PVPERF_GONE) {
 			/* not open on the device (any more) */
@@ -407,54 +531,88 @@ static void pvperf_event_destroy(struct perf_event *event)
 			pc->used &= ~bit;
 		}
 		pc->lost &= ~bit;
+next:
 		raw_spin_unlock_irqrestore(&pv->lock, flags);
 	}
-
-	raw_spin_lock_irqsave(&pv->lock, flags);
-	last = !--pv->nr_events && pv->state == PVPERF_GONE;
-	raw_spin_unlock_irqrestore(&pv->lock, flags);
-	kfree(pe);
 	event->pmu_private = NULL;
-	/* perf_pmu_unregister() may not be called from here */
-	if (last)
-		schedule_delayed_work(&pvperf_reap_work, 0);
+	kfree(pe);
+	pvperf_put(pv);
 }
+
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+/*
+ * Before Linux 6.2, a task's perf_sw_context context has ctx->pmu = the
+ * PMU of the event that created it, and keeps it after that event is
+ * closed: perf calls that PMU's start_txn/commit_txn/cancel_txn and
+ * perf_pmu_disable(ctx->pmu) for the software event groups of the task,
+ * and free_ctx() reads it when the task exits. perf_pmu_unregister()
+ * fixes none of that, so from the first per-task event on the PMU must
+ * stay registered and the module loaded: take a module reference, once,
+ * and never drop it. The transaction hooks work without a device.
+ */
+static void pvperf_pin(struct perf_event *event)
+{
+	static unsigned long pinned;
+
+	if (!(event->attach_state & PERF_ATTACH_TASK) ||
+	    test_and_set_bit(0, &pinned))
+		return;
+	__module_get(THIS_MODULE);
+	pr_info(DRV_NAME ": per-task events on Linux < 6.2: perf keeps this PMU in task contexts, so it stays registered and the module loaded until reboot\n");
+}
+#else
+static inline void pvperf_pin(struct perf_event *event)
+{
+}
+#endif
 
 static int pvperf_event_init(struct perf_event *event)
 {
-	struct pvperf_dev *pv = pvperf_dev;
-	struct pvperf_event *pe;
 	u64 idx = event->attr.config;
+	struct pvperf_event *pe;
+	struct pvperf_dev *pv;
 	unsigned long flags;
+	bool ok = false;
 
 	if (event->attr.type != event->pmu->type)
 		return -ENOENT;
 	if (is_sampling_event(event))
 		return -EOPNOTSUPP;	/* counting only until OVERFLOW */
-	if (idx >= pv->nr_entries ||
-	    !(pv->catalog[idx].info & PVPERF_INFO_AVAILABLE))
+	if (idx >= pvperf_nr_entries ||
+	    !(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
 
 	pe = kzalloc(struct_size(pe, slot, nr_cpu_ids), GFP_KERNEL);
 	if (!pe)
 		return -ENOMEM;
 	/*
-	 * A removed device takes no new event, but still the children that
-	 * perf inherits from a live event when its task forks (frozen, like
-	 * their parent): failing those would fail the fork.
+	 * The bound device, under RCU: remove() unpublishes it and waits for
+	 * a grace period before it drops its reference. A removed device
+	 * takes no new event, but still the children that perf inherits from
+	 * a live event when its task forks (frozen, like their parent):
+	 * failing those would fail the fork. They belong to their parent's
+	 * device, which the parent keeps.
 	 */
-	raw_spin_lock_irqsave(&pv->lock, flags);
-	if (pv->state == PVPERF_GONE && !event->parent) {
+	rcu_read_lock();
+	pv = event->parent ? to_pe(event->parent)->pv :
+			     rcu_dereference(pvperf_live);
+	if (pv) {
+		raw_spin_lock_irqsave(&pv->lock, flags);
+		ok = pv->state != PVPERF_GONE || event->parent;
+		if (ok)
+			pv->refs++;
 		raw_spin_unlock_irqrestore(&pv->lock, flags);
+	}
+	rcu_read_unlock();
+	if (!ok) {
 		kfree(pe);
 		return -ENODEV;
 	}
-	pv->nr_events++;
-	raw_spin_unlock_irqrestore(&pv->lock, flags);
 
 	pe->pv = pv;
 	event->pmu_private = pe;
 	event->destroy = pvperf_event_destroy;
+	pvperf_pin(event);
 	return 0;
 }
 
@@ -464,6 +622,14 @@ static void pvperf_read(struct perf_event *event)
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
 
+	/*
+	 * perf reads from NMI too: the siblings of a sampled hardware event
+	 * with PERF_SAMPLE_READ, perf_event_read_local() from BPF. The NMI
+	 * may have interrupted this CPU holding pv->lock or in the middle of
+	 * an update of this event: leave the count as of its last update.
+	 */
+	if (in_nmi())
+		return;
 	if (hwc->state || !pc->ready)
 		return;
 	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx)) ==
@@ -478,6 +644,7 @@ static void pvperf_read(struct perf_event *event)
  */
 static int pvperf_enable(struct perf_event *event)
 {
+	struct pvperf_txn *txn = this_cpu_ptr(&pvperf_txn);
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
@@ -485,20 +652,23 @@ static int pvperf_enable(struct perf_event *event)
 
 	if (!(hwc->state & PERF_HES_STOPPED))
 		return 0;
-	if (pc->txn_flags & PERF_PMU_TXN_ADD) {
+	if (!pc->ready) {
+		hwc->state = 0;
+		return 0;
+	}
+	if ((txn->flags & PERF_PMU_TXN_ADD) && (!txn->pv || txn->pv == pv)) {
 		/* commit_txn enables the whole group with one doorbell */
-		pc->txn_mask |= BIT_ULL(hwc->idx);
+		txn->pv = pv;
+		txn->mask |= BIT_ULL(hwc->idx);
 		hwc->state = PVPERF_HES_PENDING;
 		return 0;
 	}
-	if (pc->ready) {
-		/* ENABLE leaves the slot's current count in the page */
-		st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, BIT_ULL(hwc->idx));
-		if (st == PVPERF_ST_OK)
-			pvperf_set_prev(event, pc);
-		else if (st != PVPERF_ST_NODEV)
-			return pv_errno(st);
-	}
+	/* ENABLE leaves the slot's current count in the page */
+	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, BIT_ULL(hwc->idx));
+	if (st == PVPERF_ST_OK)
+		pvperf_set_prev(event, pc);
+	else if (st != PVPERF_ST_NODEV)
+		return pv_errno(st);
 	hwc->state = 0;
 	return 0;
 }
@@ -517,7 +687,7 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	bool running = !hwc->state;
 
 	if (hwc->state & PVPERF_HES_PENDING)
-		pc->txn_mask &= ~BIT_ULL(hwc->idx);
+		this_cpu_ptr(&pvperf_txn)->mask &= ~BIT_ULL(hwc->idx);
 	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 	if (!running || !pc->ready)
 		return;
@@ -559,27 +729,36 @@ static void pvperf_del(struct perf_event *event, int flags)
 	pc->active[event->hw.idx] = NULL;
 }
 
+/*
+ * The transaction hooks keep their state per CPU and touch a device only
+ * through the events started in the transaction: before Linux 6.2 perf
+ * also calls them for the software events of a task whose context a
+ * pvperf event created, after the device or every pvperf event is gone.
+ */
 static void pvperf_start_txn(struct pmu *pmu, unsigned int txn_flags)
 {
-	struct pvperf_cpu *pc = this_cpu_ptr(pvperf_dev->cpu);
+	struct pvperf_txn *txn = this_cpu_ptr(&pvperf_txn);
 
-	pc->txn_flags = txn_flags;
-	pc->txn_mask = 0;
+	txn->flags = txn_flags;
+	txn->mask = 0;
+	txn->pv = NULL;
 }
 
 static int pvperf_commit_txn(struct pmu *pmu)
 {
-	struct pvperf_dev *pv = pvperf_dev;
-	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	u64 mask = pc->txn_mask, m;
-	u32 st = PVPERF_ST_NODEV;
+	struct pvperf_txn *txn = this_cpu_ptr(&pvperf_txn);
+	struct pvperf_dev *pv = txn->pv;
+	u64 mask = txn->mask, m;
+	struct pvperf_cpu *pc;
+	u32 st;
 
-	pc->txn_flags = 0;
-	pc->txn_mask = 0;
+	txn->flags = 0;
+	txn->mask = 0;
+	txn->pv = NULL;
 	if (!mask)
 		return 0;
-	if (pc->ready)
-		st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask);
+	pc = this_cpu_ptr(pv->cpu);
+	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask);
 	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV) {
 		/*
 		 * ENABLE stops at the first slot whose host ioctl fails, and
@@ -604,10 +783,11 @@ static int pvperf_commit_txn(struct pmu *pmu)
 
 static void pvperf_cancel_txn(struct pmu *pmu)
 {
-	struct pvperf_cpu *pc = this_cpu_ptr(pvperf_dev->cpu);
+	struct pvperf_txn *txn = this_cpu_ptr(&pvperf_txn);
 
-	pc->txn_flags = 0;
-	pc->txn_mask = 0;
+	txn->flags = 0;
+	txn->mask = 0;
+	txn->pv = NULL;
 }
 
 /* sysfs ------------------------------------------------------------------ */
@@ -622,6 +802,17 @@ static struct attribute *pvperf_format_attrs[] = {
 static const struct attribute_group pvperf_format_group = {
 	.name = "format",
 	.attrs = pvperf_format_attrs,
+};
+
+static struct attribute_group pvperf_events_group = {
+	.name = "events",
+	.attrs = pvperf_ev_attr_ptrs,
+};
+
+static const struct attribute_group *pvperf_attr_groups[] = {
+	&pvperf_format_group,
+	&pvperf_events_group,
+	NULL,
 };
 
 static ssize_t pvperf_event_show(struct device *dev,
@@ -646,23 +837,15 @@ static void pvperf_sysfs_name(const char *name, char *out, size_t size)
 			out[i] = '_';
 }
 
-static int pvperf_build_events(struct pvperf_dev *pv)
+/* The PMU's events/ from its catalog; with pvperf_mutex, not registered */
+static void pvperf_build_events(struct device *dev)
 {
-	struct device *dev = &pv->pdev->dev;
 	u32 i, n = 0;
 
-	/* not devm: the PMU's sysfs files may outlive the device */
-	pv->ev_attrs = kcalloc(pv->nr_entries, sizeof(*pv->ev_attrs),
-			       GFP_KERNEL);
-	pv->ev_attr_ptrs = kcalloc(pv->nr_entries + 1,
-				   sizeof(*pv->ev_attr_ptrs), GFP_KERNEL);
-	if (!pv->ev_attrs || !pv->ev_attr_ptrs)
-		return -ENOMEM;
-
-	for (i = 0; i < pv->nr_entries; i++) {
-		struct pvperf_entry *e = &pv->catalog[i];
-		struct perf_pmu_events_attr *pa = &pv->ev_attrs[n];
-		char buf[PVPERF_NAME_SIZE];
+	for (i = 0; i < pvperf_nr_entries; i++) {
+		struct pvperf_entry *e = &pvperf_catalog[i];
+		struct perf_pmu_events_attr *pa = &pvperf_ev_attrs[n];
+		char *name = pvperf_ev_names[n];
 		bool dup = false;
 		u32 j;
 
@@ -671,55 +854,75 @@ static int pvperf_build_events(struct pvperf_dev *pv)
 				 i, e->name, e->err);
 			continue;
 		}
-		pvperf_sysfs_name(e->name, buf, sizeof(buf));
+		pvperf_sysfs_name(e->name, name, PVPERF_NAME_SIZE);
 		for (j = 0; j < n; j++)
-			dup |= !strcmp(pv->ev_attrs[j].attr.attr.name, buf);
+			dup |= !strcmp(pvperf_ev_names[j], name);
 		if (dup) {
 			dev_warn(dev, "event %u '%s': name '%s' taken, use pvperf/event=%u/\n",
-				 i, e->name, buf, i);
+				 i, e->name, name, i);
 			continue;
 		}
 		sysfs_attr_init(&pa->attr.attr);
-		pa->attr.attr.name = kstrdup(buf, GFP_KERNEL);
-		if (!pa->attr.attr.name)
-			return -ENOMEM;
+		pa->attr.attr.name = name;
 		pa->attr.attr.mode = 0444;
 		pa->attr.show = pvperf_event_show;
 		pa->id = i;
-		pv->ev_attr_ptrs[n++] = &pa->attr.attr;
+		pvperf_ev_attr_ptrs[n++] = &pa->attr.attr;
 	}
-	pv->events_group.name = "events";
-	pv->events_group.attrs = pv->ev_attr_ptrs;
-	pv->attr_groups[0] = &pvperf_format_group;
-	pv->attr_groups[1] = &pv->events_group;
-	return 0;
+	pvperf_ev_attr_ptrs[n] = NULL;
 }
 
 /* device ----------------------------------------------------------------- */
 
+static void pvperf_read_entry(struct pvperf_dev *pv, u32 i,
+			      struct pvperf_entry *e)
+{
+	u32 off;
+
+	pv_wr(pv, PVPERF_REG_CATALOG_SELECT, i);
+	e->info = pv_rd(pv, PVPERF_REG_CATALOG_INFO);
+	e->err = pv_rd(pv, PVPERF_REG_CATALOG_ERRNO);
+	for (off = 0; off < PVPERF_NAME_SIZE; off += 4) {
+		__le32 w = cpu_to_le32(pv_rd(pv, PVPERF_REG_CATALOG_NAME + off));
+
+		memcpy(e->name + off, &w, 4);
+	}
+	e->name[PVPERF_NAME_SIZE - 1] = 0;
+}
+
+/*
+ * The first device's catalog becomes the PMU's, events/ in sysfs; a device
+ * bound later must have the same (names, kinds, availability), since the
+ * PMU and its events stay registered until the module is unloaded.
+ */
 static int pvperf_read_catalog(struct pvperf_dev *pv)
 {
-	u32 i, off;
+	struct device *dev = &pv->pdev->dev;
+	struct pvperf_entry e;
+	u32 i, n;
 
-	pv->nr_entries = min_t(u32, pv_rd(pv, PVPERF_REG_CATALOG_COUNT),
-			       PVPERF_CATALOG_MAX);
-	pv->catalog = kcalloc(max(pv->nr_entries, 1u), sizeof(*pv->catalog),
-			      GFP_KERNEL);
-	if (!pv->catalog)
-		return -ENOMEM;
-	for (i = 0; i < pv->nr_entries; i++) {
-		struct pvperf_entry *e = &pv->catalog[i];
+	n = min_t(u32, pv_rd(pv, PVPERF_REG_CATALOG_COUNT),
+		  PVPERF_CATALOG_MAX);
+	if (!pvperf_registered) {
+		pvperf_nr_entries = n;
+		for (i = 0; i < n; i++)
+			pvperf_read_entry(pv, i, &pvperf_catalog[i]);
+		pvperf_build_events(dev);
+		return 0;
+	}
+	for (i = 0; i < max(n, pvperf_nr_entries); i++) {
+		const struct pvperf_entry *p = &pvperf_catalog[i];
 
-		pv_wr(pv, PVPERF_REG_CATALOG_SELECT, i);
-		e->info = pv_rd(pv, PVPERF_REG_CATALOG_INFO);
-		e->err = pv_rd(pv, PVPERF_REG_CATALOG_ERRNO);
-		for (off = 0; off < PVPERF_NAME_SIZE; off += 4) {
-			__le32 w = cpu_to_le32(pv_rd(pv,
-					PVPERF_REG_CATALOG_NAME + off));
-
-			memcpy(e->name + off, &w, 4);
-		}
-		e->name[PVPERF_NAME_SIZE - 1] = 0;
+		if (i < n)
+			pvperf_read_entry(pv, i, &e);
+		if (i < n && i < pvperf_nr_entries &&
+		    !strcmp(e.name, p->name) && e.info == p->info)
+			continue;
+		dev_err(dev, "its event catalog is not the pvperf PMU's (entry %u: '%s' info 0x%x here, '%s' info 0x%x there): the PMU keeps its events until pvperf is unloaded, so bind this device after reloading pvperf (or rebooting, after per-task events on Linux < 6.2)\n",
+			i, i < n ? e.name : "(none)", i < n ? e.info : 0,
+			i < pvperf_nr_entries ? p->name : "(none)",
+			i < pvperf_nr_entries ? p->info : 0);
+		return -EBUSY;
 	}
 	return 0;
 }
@@ -727,15 +930,16 @@ static int pvperf_read_catalog(struct pvperf_dev *pv)
 /*
  * Bring this CPU in step with the device: register its count page (and
  * learn its vCPU index from the page header), reopen the slots its events
- * own that a device reset closed, and enable the slots of the events
- * running here. IRQs are off, so none of this CPU's perf callbacks runs
+ * own that the device closed, and enable the slots of the events running
+ * here. IRQs are off, so none of this CPU's perf callbacks runs
  * meanwhile. While the CPU is not ready its slots are all disabled on the
  * device (pvperf_cpu_quiesce() left them so, or the device was reset).
  */
 static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 {
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	u64 running = 0, m;
+	u64 running = 0, closed = 0, m;
+	struct pvperf_snap rec;
 	u32 st;
 
 	lockdep_assert_irqs_disabled();
@@ -750,6 +954,20 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 		goto unlock;
 	}
 	pc->vcpu = pv_le32(&pc->page->vcpu);
+	/*
+	 * SET_PAGE wrote every record, so the page says which slots the
+	 * device has open. One of ours that it closed without the driver
+	 * knowing (the vCPU was unplugged and plugged in again, a reset
+	 * nobody announced) is lost like those a known reset closed.
+	 */
+	for (m = pc->used & ~pc->lost & ~pc->zombie; m; m &= m - 1) {
+		u32 slot = __ffs64(m);
+
+		if (pv_read_record(pc, slot, &rec) &&
+		    !(rec.flags & PVPERF_SLOT_OPEN))
+			closed |= BIT_ULL(slot);
+	}
+	pc->lost |= closed;
 	for (m = pc->lost; m; m &= m - 1) {
 		u32 slot = __ffs64(m);
 
@@ -763,14 +981,22 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 			       running) != PVPERF_ST_OK) {
 		pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE, PVPERF_VCPU_SELF,
 				   running);
-		running = 0;
 		st = PVPERF_ST_HOST_ERROR;
 	}
 	pc->ready = true;
 unlock:
 	raw_spin_unlock(&pv->lock);
+	/*
+	 * Whatever ENABLE said, the records now hold what the slots count
+	 * from (a reopened slot starts at 0): the deltas of the running
+	 * events restart there, so their counts never go backwards.
+	 */
 	for (m = running; m; m &= m - 1)
 		pvperf_set_prev(pc->active[__ffs64(m)], pc);
+	if (closed)
+		dev_info(&pv->pdev->dev, "CPU %d: the device had closed %u slots of its events (vCPU replugged or reset): %u reopened\n",
+			 smp_processor_id(), (unsigned int)hweight64(closed),
+			 (unsigned int)hweight64(closed & ~pc->lost));
 	return st;
 }
 
@@ -989,54 +1215,24 @@ static void pvperf_free_pages(struct pvperf_dev *pv)
 	}
 }
 
-static void pvperf_free(struct pvperf_dev *pv)
-{
-	u32 i;
+/* Registered once, at the first probe; unregistered at module exit */
+static struct pmu pvperf_pmu = {
+	.module		= THIS_MODULE,
+	.task_ctx_nr	= perf_sw_context,
+	.attr_groups	= pvperf_attr_groups,
+	.event_init	= pvperf_event_init,
+	.add		= pvperf_add,
+	.del		= pvperf_del,
+	.start		= pvperf_start,
+	.stop		= pvperf_stop,
+	.read		= pvperf_read,
+	.start_txn	= pvperf_start_txn,
+	.commit_txn	= pvperf_commit_txn,
+	.cancel_txn	= pvperf_cancel_txn,
+	.capabilities	= PERF_PMU_CAP_NO_INTERRUPT | PERF_PMU_CAP_NO_EXCLUDE,
+};
 
-	if (pv->ev_attrs)
-		for (i = 0; i < pv->nr_entries; i++)
-			kfree(pv->ev_attrs[i].attr.attr.name);
-	kfree(pv->ev_attrs);
-	kfree(pv->ev_attr_ptrs);
-	kfree(pv->catalog);
-	free_percpu(pv->cpu);
-	kfree(pv);
-}
-
-/* With pvperf_mutex held, and no event left */
-static void pvperf_teardown(struct pvperf_dev *pv)
-{
-	perf_pmu_unregister(&pvperf_pmu);
-	pvperf_dev = NULL;
-	pvperf_free(pv);
-}
-
-/* The last event of a removed device is gone: unregister the PMU */
-static void pvperf_reap(struct work_struct *work)
-{
-	struct pvperf_dev *pv;
-
-	mutex_lock(&pvperf_mutex);
-	pv = pvperf_dev;
-	if (!pv || pv->state != PVPERF_GONE || pv->nr_events)
-		goto out;
-#if defined(MODULE) && defined(CONFIG_MODULE_UNLOAD)
-	/*
-	 * Each event holds a module reference, which perf drops last, after
-	 * it is done with the PMU's per-CPU contexts that unregistering
-	 * frees: wait until the destroyed events are that far.
-	 */
-	if (module_refcount(THIS_MODULE) > 0) {
-		schedule_delayed_work(&pvperf_reap_work, HZ / 10);
-		goto out;
-	}
-#endif
-	pvperf_teardown(pv);
-	pr_info(DRV_NAME ": the removed device's last event is closed: PMU unregistered\n");
-out:
-	mutex_unlock(&pvperf_mutex);
-}
-
+/* With pvperf_mutex held and no device bound */
 static int pvperf_setup(struct pci_dev *pdev)
 {
 	struct device *dev = &pdev->dev;
@@ -1059,6 +1255,7 @@ static int pvperf_setup(struct pci_dev *pdev)
 		return -ENOMEM;
 	pv->pdev = pdev;
 	pv->state = PVPERF_LIVE;
+	pv->refs = 1;		/* the binding's, dropped by remove() */
 	raw_spin_lock_init(&pv->lock);
 	pv->regs = pcim_iomap_table(pdev)[PVPERF_MMIO_BAR];
 
@@ -1103,9 +1300,6 @@ static int pvperf_setup(struct pci_dev *pdev)
 	ret = pvperf_read_catalog(pv);
 	if (ret)
 		goto err_free;
-	ret = pvperf_build_events(pv);
-	if (ret)
-		goto err_free;
 
 	pv->cpu = alloc_percpu(struct pvperf_cpu);
 	if (!pv->cpu) {
@@ -1129,34 +1323,18 @@ static int pvperf_setup(struct pci_dev *pdev)
 		goto err_instance;
 	}
 
-	pvperf_pmu = (struct pmu) {
-		.module		= THIS_MODULE,
-		.task_ctx_nr	= perf_sw_context,
-		.attr_groups	= pv->attr_groups,
-		.event_init	= pvperf_event_init,
-		.add		= pvperf_add,
-		.del		= pvperf_del,
-		.start		= pvperf_start,
-		.stop		= pvperf_stop,
-		.read		= pvperf_read,
-		.start_txn	= pvperf_start_txn,
-		.commit_txn	= pvperf_commit_txn,
-		.cancel_txn	= pvperf_cancel_txn,
-		.capabilities	= PERF_PMU_CAP_NO_INTERRUPT |
-				  PERF_PMU_CAP_NO_EXCLUDE,
-	};
-	pvperf_dev = pv;
-	ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
-	if (ret) {
-		pvperf_dev = NULL;
-		goto err_instance;
+	if (!pvperf_registered) {
+		ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
+		if (ret)
+			goto err_instance;
+		pvperf_registered = true;
 	}
-
 	pci_set_drvdata(pdev, pv);
+	rcu_assign_pointer(pvperf_live, pv);
 	dev_info(dev, "pvperf ABI %u.%u, features 0x%x, %u catalog entries, %u slots per vCPU%s\n",
 		 PVPERF_VERSION_MAJOR_OF(version),
 		 PVPERF_VERSION_MINOR_OF(version), pv->features,
-		 pv->nr_entries, pv->slots_per_vcpu,
+		 pvperf_nr_entries, pv->slots_per_vcpu,
 		 pv->doorbell == pv->regs + PVPERF_REG_DOORBELL ?
 		 "" : ", I/O doorbell");
 	return 0;
@@ -1176,13 +1354,8 @@ static int pvperf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	int ret = -EBUSY;
 
-	/* a removed device's PMU may be on its way out */
-	flush_delayed_work(&pvperf_reap_work);
 	mutex_lock(&pvperf_mutex);
-	if (pvperf_dev && pvperf_dev->state == PVPERF_GONE)
-		dev_err(&pdev->dev, "the PMU of a removed pvperf device still has %u perf events open: close them and bind again\n",
-			READ_ONCE(pvperf_dev->nr_events));
-	else if (pvperf_dev)
+	if (rcu_access_pointer(pvperf_live))
 		dev_err(&pdev->dev, "only one pvperf device is supported\n");
 	else
 		ret = pvperf_setup(pdev);
@@ -1198,29 +1371,32 @@ static void pvperf_remove(struct pci_dev *pdev)
 
 	cpuhp_state_remove_instance_nocalls(pvperf_hp_state, &pv->node);
 	mutex_lock(&pvperf_mutex);
+	/* event_init finds no device from now on */
+	RCU_INIT_POINTER(pvperf_live, NULL);
 	/* running events keep what they counted until now */
 	cpus_read_lock();
 	on_each_cpu(pvperf_quiesce_fn, pv, 1);
 	raw_spin_lock_irqsave(&pv->lock, flags);
 	pv->state = PVPERF_GONE;
-	busy = pv->nr_events;
+	busy = pv->refs - 1;
 	raw_spin_unlock_irqrestore(&pv->lock, flags);
 	cpus_read_unlock();
 	/*
 	 * perf's callbacks run with IRQs off, so after a grace period none
-	 * is still using the registers or the pages, and no new one will.
+	 * is still using the registers or the pages, and no new one will;
+	 * nor is any event_init that found the device without counting its
+	 * event in pv->refs.
 	 */
 	synchronize_rcu();
 	/* closes every slot on the host and forgets every page */
 	pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
 	pvperf_free_pages(pv);
 	pv->pdev = NULL;
-	if (busy)
-		dev_info(&pdev->dev, "removed with %u perf events open: their counts stay as they are, and the PMU goes with the last of them\n",
-			 busy);
-	else
-		pvperf_teardown(pv);
 	mutex_unlock(&pvperf_mutex);
+	if (busy)
+		dev_info(&pdev->dev, "removed with %u perf events open: their counts stay as they are\n",
+			 busy);
+	pvperf_put(pv);
 }
 
 static const struct pci_device_id pvperf_ids[] = {
@@ -1257,7 +1433,14 @@ module_init(pvperf_init);
 static void __exit pvperf_exit(void)
 {
 	pci_unregister_driver(&pvperf_driver);
-	flush_delayed_work(&pvperf_reap_work);
+	/*
+	 * Every perf event holds a module reference, which perf drops last,
+	 * after it is done with the PMU (and, from Linux 6.2, its per-CPU
+	 * contexts that unregistering frees); and the module is going, so
+	 * perf creates no new event. None is left.
+	 */
+	if (pvperf_registered)
+		perf_pmu_unregister(&pvperf_pmu);
 	cpuhp_remove_multi_state(pvperf_hp_state);
 	/* RCU callbacks freeing perf contexts may still read pvperf_pmu */
 	rcu_barrier();
