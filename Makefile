@@ -6,12 +6,15 @@
 #   make check    ... and run every test; ends with "N passed, N failed"
 #   make check-asan   only the qtests on an AddressSanitizer+UBSan build
 #   make e2e      only the end-to-end tests in a booted Linux guest
-#   make bench    benchmarks (query-pvperf with 1,024 open slots)
+#   make bench    benchmarks: what a guest command costs the host and its
+#                 main loop; query-pvperf with 1,024 open slots
+#   make fuzz     QEMU's generic-fuzz (libFuzzer, ASan, UBSan) on pvperf;
+#                 FUZZ_RUNS=N executions (default 1000000)
 
 SHELL := /bin/bash
 QEMU := build/qemu/qemu-system-x86_64
 
-.PHONY: all setup build demo check check-asan e2e bench clean
+.PHONY: all setup build demo check check-asan e2e bench fuzz clean
 
 all: build
 
@@ -34,7 +37,10 @@ e2e: build
 	@scripts/run-tests.sh e2e
 
 bench: build
-	@scripts/bench-query
+	@scripts/bench-commands --refresh && scripts/bench-query
+
+fuzz: setup
+	@scripts/fuzz.sh
 
 clean:
 	rm -rf build

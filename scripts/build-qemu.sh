@@ -13,6 +13,8 @@
 # Usage: build-qemu.sh [ninja targets...]
 #   QEMU_SRC=/path/to/qemu-10.0.x  build against that source instead
 #   PVPERF_ASAN=1                  AddressSanitizer+UBSan build in qemu-build-asan
+#   PVPERF_FUZZ=1                  libFuzzer (clang, ASan, UBSan) build of
+#                                  qemu-fuzz-x86_64 in qemu-build-fuzz
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,6 +80,18 @@ ln -sfn "$top/qapi/pvperf.json" "$tree/qapi/pvperf.json"
 if [ "${PVPERF_ASAN:-0}" = 1 ]; then
     build="$cache/qemu-build-asan"
     extra=(--enable-asan --enable-ubsan)
+elif [ "${PVPERF_FUZZ:-0}" = 1 ]; then
+    # scripts/fuzz.sh: clang (this --cc/--cxx wins over the gcc one below),
+    # libFuzzer, ASan, UBSan, and source-based coverage counters in
+    # hw/misc/pvperf.c only (-fprofile-list; behind -Xclang, which ccache
+    # caches, since it refuses -fprofile-list; keep the list's text fixed).
+    build="$cache/qemu-build-fuzz"
+    covlist="$cache/fuzz-coverage.list"
+    echo 'src:*/hw/misc/pvperf.c' > "$covlist"
+    cov="-fprofile-instr-generate -fcoverage-mapping -Xclang -fprofile-list=$covlist"
+    extra=("--cc=ccache clang" "--cxx=ccache clang++" --enable-fuzzing
+           --enable-asan --enable-ubsan "--extra-cflags=$cov")
+    [ $# -gt 0 ] || set -- qemu-fuzz-x86_64
 else
     build="$cache/qemu-build"
     extra=()
@@ -105,6 +119,8 @@ done
 mkdir -p "$top/build"
 if [ "${PVPERF_ASAN:-0}" = 1 ]; then
     ln -sfn "$build" "$top/build/qemu-asan"
+elif [ "${PVPERF_FUZZ:-0}" = 1 ]; then
+    ln -sfn "$build" "$top/build/qemu-fuzz"
 else
     ln -sfn "$build" "$top/build/qemu"
 fi
