@@ -32,7 +32,7 @@ if [ -n "${QEMU_SRC:-}" ]; then
     version=$(cat "$pristine/VERSION")
 else
     full=$(apt-cache showsrc qemu 2>/dev/null |
-           awk '/^Package: qemu$/ {p=1} p && /^Version:/ {print $2; exit}')
+           awk '/^Package: qemu$/ {p=1} p && !v && /^Version:/ {v=$2} END {print v}')
     [ -n "$full" ] || die "no source package for qemu: run scripts/setup.sh (deb-src trixie)"
     upstream=${full#*:}; upstream=${upstream%-*}
     pristine="$cache/src/qemu-$upstream"

@@ -11,7 +11,7 @@ cache=${PVPERF_CACHE:-/var/cache/pvperf}
 die() { printf 'driver-build-check: error: %s\n' "$*" >&2; exit 1; }
 
 pkg=$(apt-cache depends -t bookworm-backports linux-headers-amd64 2>/dev/null |
-      sed -n 's/.*Depends: \(linux-headers-.*-amd64\)$/\1/p' | head -1)
+      sed -n '0,/.*Depends: \(linux-headers-.*-amd64\)$/s//\1/p')
 [ -n "$pkg" ] || die "no linux-headers-amd64 in bookworm-backports (scripts/setup.sh)"
 ver=${pkg#linux-headers-}; ver=${ver%-amd64}
 root="$cache/kheaders-$ver"

@@ -16,7 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # The guest kernel ABI that linux-image-amd64 points at, e.g. 6.1.0-56-amd64
 abi=$(apt-cache depends linux-image-amd64 2>/dev/null |
-      sed -n 's/.*Depends: linux-image-\(.*-amd64\)$/\1/p' | head -1)
+      sed -n '0,/.*Depends: linux-image-\(.*-amd64\)$/s//\1/p')
 [ -n "$abi" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
 mkdir -p "$out/debs"
 
