@@ -35,8 +35,13 @@
  * (a device reset closes every slot and forgets every page), and the slots
  * of running events are enabled again.
  *
+ * Commands. With the device's CMD_BLOCK feature (ABI 1.1) each CPU has a
+ * command block, a page it writes its command into before it rings RUN on
+ * the doorbell: one exit per command, where the registers cost up to nine
+ * (arguments, doorbell, STATUS). Devices of ABI 1.0 get the registers.
+ *
  * Locking. pv->lock (raw, IRQs off) covers the command registers and the
- * doorbell, the device state, and each CPU's slot ownership (used, lost,
+ * doorbell, each CPU's use of its command block, the device state, and each CPU's slot ownership (used, lost,
  * zombie, owner[], vcpu, and the events' slot[]). The rest of a CPU's
  * state (ready, active[], and the per-CPU transaction) belongs to that CPU
  * and is only touched there with IRQs off: in perf's callbacks, cpuhp
@@ -65,7 +70,8 @@
 
 #define DRV_NAME "pvperf"
 #define PVPERF_KNOWN_FEATURES \
-	(PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL)
+	(PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL | \
+	 PVPERF_F_CMD_BLOCK)
 
 /* hwc->state bit: started inside a transaction, not yet enabled */
 #define PVPERF_HES_PENDING	PERF_HES_ARCH
@@ -92,7 +98,10 @@ enum pvperf_state {
 struct pvperf_cpu {
 	struct pvperf_page_header *page;	/* count page (coherent DMA) */
 	dma_addr_t page_dma;
+	struct pvperf_block_header *block;	/* command block, or NULL */
+	dma_addr_t block_dma;
 	/* under pv->lock */
+	bool block_ready;		/* registered: this CPU's commands use it */
 	u32 vcpu;			/* device vCPU index, kept while offline */
 	u64 used;			/* slots owned by events */
 	u64 lost;			/* owned, but closed by the device */
@@ -202,16 +211,82 @@ static int pv_errno(u32 st)
 	}
 }
 
+/* A command's arguments (docs/pvperf.rst, "Commands and status codes") */
+struct pvperf_args {
+	u32 vcpu;
+	u32 slot;
+	u32 event;
+	u32 group;
+	u32 flags;
+	u64 mask;
+	u64 addr;
+};
+
 /*
- * Ring a command with pv->lock held, the arguments already written. Every
- * register access but probe's and remove's goes through here or checks
- * pv->state under the lock first.
+ * One command through this CPU's command block: one exit, whatever the
+ * arguments, and no register another CPU could be writing. The block is
+ * this CPU's and is only used with pv->lock held (IRQs off), never from
+ * NMI. Returns PVPERF_ST_PENDING when the device did not process it.
  */
-static u32 pv_ring_locked(struct pvperf_dev *pv, u32 cmd)
+static u32 pv_run_block(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
+			const struct pvperf_args *a)
+{
+	struct pvperf_block_entry *e = (void *)pc->block +
+				       PVPERF_BLOCK_ENTRY_OFFSET(0);
+	u32 st;
+
+	*e = (struct pvperf_block_entry) {
+		.cmd = cpu_to_le32(cmd),
+		.vcpu = cpu_to_le32(a->vcpu),
+		.slot = cpu_to_le32(a->slot),
+		.event = cpu_to_le32(a->event),
+		.group = cpu_to_le32(a->group),
+		.flags = cpu_to_le32(a->flags),
+		.mask = cpu_to_le64(a->mask),
+		.addr = cpu_to_le64(a->addr),
+	};
+	pc->block->nr = cpu_to_le32(1);
+	pc->block->status = cpu_to_le32(PVPERF_ST_PENDING);
+	/* iowrite32 orders the block's stores before the doorbell */
+	iowrite32(PVPERF_CMD_RUN, pv->doorbell);
+	dma_rmb();
+	st = le32_to_cpu(READ_ONCE(pc->block->status));
+	if (st != PVPERF_ST_OK && st != PVPERF_ST_PENDING)
+		pr_debug_ratelimited(DRV_NAME ": command %u: status %u errno %u\n",
+				     cmd, st,
+				     le32_to_cpu(READ_ONCE(e->host_errno)));
+	return st;
+}
+
+/* The same through the registers: ABI 1.0 devices, and bring-up */
+static u32 pv_run_regs(struct pvperf_dev *pv, u32 cmd,
+		       const struct pvperf_args *a)
 {
 	u32 st;
 
-	lockdep_assert_held(&pv->lock);
+	pv_wr(pv, PVPERF_REG_CMD_VCPU, a->vcpu);
+	switch (cmd) {
+	case PVPERF_CMD_OPEN:
+		pv_wr(pv, PVPERF_REG_CMD_SLOT, a->slot);
+		pv_wr(pv, PVPERF_REG_CMD_EVENT, a->event);
+		pv_wr(pv, PVPERF_REG_CMD_GROUP, a->group);
+		pv_wr(pv, PVPERF_REG_CMD_FLAGS, a->flags);
+		pv_wr(pv, PVPERF_REG_CMD_PERIOD_LO, 0);
+		pv_wr(pv, PVPERF_REG_CMD_PERIOD_HI, 0);
+		break;
+	case PVPERF_CMD_CLOSE:
+		pv_wr(pv, PVPERF_REG_CMD_SLOT, a->slot);
+		break;
+	case PVPERF_CMD_SET_PAGE:
+	case PVPERF_CMD_SET_BLOCK:
+		pv_wr(pv, PVPERF_REG_CMD_ADDR_LO, lower_32_bits(a->addr));
+		pv_wr(pv, PVPERF_REG_CMD_ADDR_HI, upper_32_bits(a->addr));
+		break;
+	default:
+		pv_wr(pv, PVPERF_REG_CMD_MASK_LO, lower_32_bits(a->mask));
+		pv_wr(pv, PVPERF_REG_CMD_MASK_HI, upper_32_bits(a->mask));
+		break;
+	}
 	iowrite32(cmd, pv->doorbell);
 	st = pv_rd(pv, PVPERF_REG_STATUS);
 	if (st != PVPERF_ST_OK)
@@ -220,15 +295,37 @@ static u32 pv_ring_locked(struct pvperf_dev *pv, u32 cmd)
 	return st;
 }
 
+/*
+ * Run a command with pv->lock held. Every register access but probe's
+ * and remove's goes through here or checks pv->state under the lock
+ * first. A block the device did not process (it was reset under us, and
+ * forgot it) is dropped, and the command runs through the registers; the
+ * next sync of the CPU registers the block again.
+ */
+static u32 pv_cmd_locked(struct pvperf_dev *pv, u32 cmd,
+			 const struct pvperf_args *a)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	u32 st;
+
+	lockdep_assert_held(&pv->lock);
+	if (pv->state != PVPERF_LIVE)
+		return PVPERF_ST_NODEV;
+	if (pc->block_ready && cmd != PVPERF_CMD_SET_BLOCK) {
+		st = pv_run_block(pv, pc, cmd, a);
+		if (st != PVPERF_ST_PENDING)
+			return st;
+		pc->block_ready = false;
+	}
+	return pv_run_regs(pv, cmd, a);
+}
+
 static u32 pv_mask_cmd_locked(struct pvperf_dev *pv, u32 cmd, u32 vcpu,
 			      u64 mask)
 {
-	if (pv->state != PVPERF_LIVE)
-		return PVPERF_ST_NODEV;
-	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
-	pv_wr(pv, PVPERF_REG_CMD_MASK_LO, lower_32_bits(mask));
-	pv_wr(pv, PVPERF_REG_CMD_MASK_HI, upper_32_bits(mask));
-	return pv_ring_locked(pv, cmd);
+	struct pvperf_args a = { .vcpu = vcpu, .mask = mask };
+
+	return pv_cmd_locked(pv, cmd, &a);
 }
 
 static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask)
@@ -245,35 +342,34 @@ static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask)
 /* OPEN @slot on the calling CPU's vCPU as catalog entry @idx, disabled */
 static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot, u64 idx)
 {
-	if (pv->state != PVPERF_LIVE)
-		return PVPERF_ST_NODEV;
-	pv_wr(pv, PVPERF_REG_CMD_VCPU, PVPERF_VCPU_SELF);
-	pv_wr(pv, PVPERF_REG_CMD_SLOT, slot);
-	pv_wr(pv, PVPERF_REG_CMD_EVENT, idx);
-	pv_wr(pv, PVPERF_REG_CMD_GROUP, PVPERF_NO_GROUP);
-	pv_wr(pv, PVPERF_REG_CMD_FLAGS, 0);
-	pv_wr(pv, PVPERF_REG_CMD_PERIOD_LO, 0);
-	pv_wr(pv, PVPERF_REG_CMD_PERIOD_HI, 0);
-	return pv_ring_locked(pv, PVPERF_CMD_OPEN);
+	struct pvperf_args a = {
+		.vcpu = PVPERF_VCPU_SELF, .slot = slot, .event = idx,
+		.group = PVPERF_NO_GROUP,
+	};
+
+	return pv_cmd_locked(pv, PVPERF_CMD_OPEN, &a);
 }
 
 static u32 pv_close_locked(struct pvperf_dev *pv, u32 vcpu, u32 slot)
 {
-	if (pv->state != PVPERF_LIVE)
-		return PVPERF_ST_NODEV;
-	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
-	pv_wr(pv, PVPERF_REG_CMD_SLOT, slot);
-	return pv_ring_locked(pv, PVPERF_CMD_CLOSE);
+	struct pvperf_args a = { .vcpu = vcpu, .slot = slot };
+
+	return pv_cmd_locked(pv, PVPERF_CMD_CLOSE, &a);
 }
 
 static u32 pv_set_page_locked(struct pvperf_dev *pv, u32 vcpu, u64 addr)
 {
-	if (pv->state != PVPERF_LIVE)
-		return PVPERF_ST_NODEV;
-	pv_wr(pv, PVPERF_REG_CMD_VCPU, vcpu);
-	pv_wr(pv, PVPERF_REG_CMD_ADDR_LO, lower_32_bits(addr));
-	pv_wr(pv, PVPERF_REG_CMD_ADDR_HI, upper_32_bits(addr));
-	return pv_ring_locked(pv, PVPERF_CMD_SET_PAGE);
+	struct pvperf_args a = { .vcpu = vcpu, .addr = addr };
+
+	return pv_cmd_locked(pv, PVPERF_CMD_SET_PAGE, &a);
+}
+
+/* SET_BLOCK always goes through the registers */
+static u32 pv_set_block_locked(struct pvperf_dev *pv, u32 vcpu, u64 addr)
+{
+	struct pvperf_args a = { .vcpu = vcpu, .addr = addr };
+
+	return pv_cmd_locked(pv, PVPERF_CMD_SET_BLOCK, &a);
 }
 
 struct pvperf_snap {
@@ -946,6 +1042,11 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 	if (!pc->page)
 		return PVPERF_ST_NODEV;
 	raw_spin_lock(&pv->lock);
+	/* the command block first, so that what follows costs one exit each */
+	if (pc->block && !pc->block_ready &&
+	    pv_set_block_locked(pv, PVPERF_VCPU_SELF, pc->block_dma) ==
+	    PVPERF_ST_OK)
+		pc->block_ready = true;
 	st = pv_set_page_locked(pv, PVPERF_VCPU_SELF, pc->page_dma);
 	if (st != PVPERF_ST_OK)
 		goto unlock;
@@ -1021,8 +1122,12 @@ static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
 	st = running ? pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE,
 					  PVPERF_VCPU_SELF, running) :
 		       PVPERF_ST_NODEV;
-	if (unregister)
+	if (unregister) {
 		pv_set_page_locked(pv, pc->vcpu, 0);
+		if (pc->block_ready)
+			pv_set_block_locked(pv, pc->vcpu, 0);
+		pc->block_ready = false;
+	}
 	raw_spin_unlock(&pv->lock);
 	if (st != PVPERF_ST_OK)
 		return;
@@ -1043,6 +1148,11 @@ static int pvperf_cpu_online(unsigned int cpu, struct hlist_node *node)
 					      &pc->page_dma, GFP_KERNEL);
 	if (!pc->page)
 		return 0;
+	/* without a block, commands go through the registers */
+	if (!pc->block && (pv->features & PVPERF_F_CMD_BLOCK))
+		pc->block = dma_alloc_coherent(&pv->pdev->dev,
+					       PVPERF_BLOCK_SIZE,
+					       &pc->block_dma, GFP_KERNEL);
 	/* runs on @cpu, in its hotplug thread */
 	local_irq_disable();
 	WARN_ON_ONCE(smp_processor_id() != cpu);
@@ -1130,6 +1240,7 @@ static void pvperf_restart(struct pvperf_dev *pv, bool reset)
 			pc->used &= ~pc->zombie;
 			pc->lost = pc->used;
 			closed += hweight64(pc->lost);
+			pc->block_ready = false;	/* forgotten too */
 		} else {
 			for (m = pc->zombie; m; m &= m - 1)
 				pv_close_locked(pv, pc->vcpu, __ffs64(m));
@@ -1212,6 +1323,11 @@ static void pvperf_free_pages(struct pvperf_dev *pv)
 			dma_free_coherent(&pv->pdev->dev, PVPERF_PAGE_SIZE,
 					  pc->page, pc->page_dma);
 		pc->page = NULL;
+		if (pc->block)
+			dma_free_coherent(&pv->pdev->dev, PVPERF_BLOCK_SIZE,
+					  pc->block, pc->block_dma);
+		pc->block = NULL;
+		pc->block_ready = false;
 	}
 }
 
@@ -1331,12 +1447,13 @@ static int pvperf_setup(struct pci_dev *pdev)
 	}
 	pci_set_drvdata(pdev, pv);
 	rcu_assign_pointer(pvperf_live, pv);
-	dev_info(dev, "pvperf ABI %u.%u, features 0x%x, %u catalog entries, %u slots per vCPU%s\n",
+	dev_info(dev, "pvperf ABI %u.%u, features 0x%x, %u catalog entries, %u slots per vCPU%s%s\n",
 		 PVPERF_VERSION_MAJOR_OF(version),
 		 PVPERF_VERSION_MINOR_OF(version), pv->features,
 		 pvperf_nr_entries, pv->slots_per_vcpu,
 		 pv->doorbell == pv->regs + PVPERF_REG_DOORBELL ?
-		 "" : ", I/O doorbell");
+		 "" : ", I/O doorbell",
+		 pv->features & PVPERF_F_CMD_BLOCK ? ", command blocks" : "");
 	return 0;
 
 err_instance:

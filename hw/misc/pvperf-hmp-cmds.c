@@ -11,6 +11,38 @@
 #include "qapi/qapi-commands-pvperf.h"
 #include "qapi/qapi-types-pvperf.h"
 
+/* Accesses and commands, the commands wrapped to stay within 100 columns */
+static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
+{
+    const PvperfCommandCountList *c;
+    int col = 0;
+
+    monitor_printf(mon, "  guest accesses: %" PRIu64 " (BAR 0 reads %" PRIu64
+                   ", BAR 0 writes %" PRIu64 ", I/O doorbell %" PRIu64 ")\n",
+                   st->exits, st->mmio_reads, st->mmio_writes, st->io_writes);
+    monitor_printf(mon, "  commands: %" PRIu64 " from command blocks, %"
+                   PRIu64 " failed\n", st->block_entries, st->failed);
+    for (c = st->commands; c; c = c->next) {
+        char item[48];
+        int len = snprintf(item, sizeof(item), " %s %" PRIu64,
+                           c->value->command, c->value->count);
+
+        if (col && col + len > 94) {
+            monitor_printf(mon, "\n");
+            col = 0;
+        }
+        if (!col) {
+            monitor_printf(mon, "   ");
+            col = 3;
+        }
+        monitor_printf(mon, "%s", item);
+        col += len;
+    }
+    if (col) {
+        monitor_printf(mon, "\n");
+    }
+}
+
 static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
 {
     const PvperfCatalogEntryList *e;
@@ -48,6 +80,14 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                        p->value->address,
                        p->value->writable ? "" : " (not writable now)");
     }
+    if (info->blocks) {
+        monitor_printf(mon, "  command blocks:\n");
+    }
+    for (p = info->blocks; p; p = p->next) {
+        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "%s\n", p->value->vcpu,
+                       p->value->address,
+                       p->value->writable ? "" : " (not writable now)");
+    }
     monitor_printf(mon, "  open slots:%s\n", info->slots ? "" : " none");
     if (info->slots) {
         monitor_printf(mon, "    %-4s %-4s %-20s %-6s %-7s %20s %16s %16s %s\n",
@@ -79,6 +119,7 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                        "(errno %" PRId64 ")\n", h->vcpu, slot, h->operation,
                        h->message, h->q_errno);
     }
+    hmp_pvperf_stats(mon, info->stats);
 }
 
 void hmp_info_pvperf(Monitor *mon, const QDict *qdict)

@@ -52,7 +52,11 @@ OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
 
 /* The features this build implements (docs/pvperf.rst, revision history) */
 #define PVPERF_FEATURES \
-    (PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL)
+    (PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL | \
+     PVPERF_F_CMD_BLOCK)
+
+/* Commands the access counters know by name: NOP .. RUN, then "other" */
+#define PVPERF_CMD_COUNTED          (PVPERF_CMD_RUN + 2)
 
 /* Command argument registers, CMD_VCPU .. CMD_PERIOD_HI, as an array */
 #define PVPERF_CMD_FIRST            PVPERF_REG_CMD_VCPU
@@ -74,6 +78,23 @@ typedef struct PVPerfEvent {
      */
     int keep_fd;
 } PVPerfEvent;
+
+/*
+ * A command's arguments, from the CMD_* registers or a command block
+ * entry (docs/pvperf.rst, "Command block"): the commands read nothing
+ * else. @self is the vCPU that PVPERF_VCPU_SELF means.
+ */
+typedef struct PVPerfArgs {
+    uint32_t vcpu;
+    uint32_t slot;
+    uint32_t event;
+    uint32_t group;
+    uint32_t flags;
+    uint64_t mask;
+    uint64_t addr;
+    uint64_t period;
+    uint32_t self;
+} PVPerfArgs;
 
 /* One open host event: (vCPU, slot) in the guest's terms */
 typedef struct PVPerfSlot {
@@ -106,6 +127,7 @@ typedef struct PVPerfVcpu {
     void *watch_rb;             /* its ring buffer (without one, it polls HUP) */
     uint64_t page;              /* count page GPA, 0 = none */
     bool page_unwritable;       /* the last write found it unwritable */
+    uint64_t block;             /* command block GPA, 0 = none */
     uint64_t open;              /* bit n: slot n is open */
     PVPerfSlot slot[PVPERF_SLOTS_MAX];
 } PVPerfVcpu;
@@ -146,6 +168,16 @@ struct PVPerfState {
     PVPerfVcpu **vcpu;
     uint32_t open_slots;
     PVPerfHostError last_error;
+    /* what guests made the device do, for management: see query-pvperf */
+    uint64_t mmio_reads;
+    uint64_t mmio_writes;
+    uint64_t io_writes;
+    uint64_t io_reads;
+    uint64_t commands[PVPERF_CMD_COUNTED];
+    uint64_t failed;
+    uint64_t block_entries;     /* of commands[], those run from blocks */
+    /* RUN's copy of a command block */
+    uint8_t *run_buf;
     /*
      * refresh-ms: the timer starts a pass, a bottom half (under the
      * device's re-entrancy guard) refreshes one vCPU per call, so that the
@@ -157,9 +189,10 @@ struct PVPerfState {
     uint32_t refresh_next;      /* the next vCPU of the current pass */
     Error *migration_blocker;
 
-    /* migration only: the source's catalog names, the count page addresses */
+    /* migration only: the source's catalog names, page and block addresses */
     uint8_t mig_names[PVPERF_MIG_NAMES_SIZE];
     uint64_t *mig_pages;
+    uint64_t *mig_blocks;
 };
 
 /* Catalog ------------------------------------------------------------- */
@@ -413,6 +446,22 @@ static uint64_t pvperf_cmd64(PVPerfState *s, uint32_t lo_reg)
 {
     return deposit64(s->cmd[PVPERF_CMD_IDX(lo_reg)], 32, 32,
                      s->cmd[PVPERF_CMD_IDX(lo_reg + 4)]);
+}
+
+/* The arguments of a command rung through the registers */
+static void pvperf_reg_args(PVPerfState *s, PVPerfArgs *a)
+{
+    *a = (PVPerfArgs) {
+        .vcpu = CMD(s, VCPU),
+        .slot = CMD(s, SLOT),
+        .event = CMD(s, EVENT),
+        .group = CMD(s, GROUP),
+        .flags = CMD(s, FLAGS),
+        .mask = pvperf_cmd64(s, PVPERF_REG_CMD_MASK_LO),
+        .addr = pvperf_cmd64(s, PVPERF_REG_CMD_ADDR_LO),
+        .period = pvperf_cmd64(s, PVPERF_REG_CMD_PERIOD_LO),
+        .self = current_cpu ? current_cpu->cpu_index : 0,
+    };
 }
 
 static uint64_t pvperf_slot_bits(PVPerfState *s)
@@ -781,13 +830,11 @@ static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
  * The vCPU a command targets. PVPERF_VCPU_SELF is the vCPU that rang, or
  * vCPU 0 when none did (a qtest, a device model).
  */
-static uint32_t pvperf_target(PVPerfState *s, uint32_t *v)
+static uint32_t pvperf_target(PVPerfState *s, const PVPerfArgs *a,
+                              uint32_t *v)
 {
-    uint32_t want = CMD(s, VCPU);
+    uint32_t want = a->vcpu == PVPERF_VCPU_SELF ? a->self : a->vcpu;
 
-    if (want == PVPERF_VCPU_SELF) {
-        want = current_cpu ? current_cpu->cpu_index : 0;
-    }
     if (want >= s->nr_vcpus) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u does not exist (%u "
                       "vCPUs)\n", __func__, want, s->nr_vcpus);
@@ -798,9 +845,10 @@ static uint32_t pvperf_target(PVPerfState *s, uint32_t *v)
 }
 
 /* ... and the vCPU must be plugged in (SET_PAGE, OPEN) */
-static uint32_t pvperf_target_present(PVPerfState *s, uint32_t *v)
+static uint32_t pvperf_target_present(PVPerfState *s, const PVPerfArgs *a,
+                                      uint32_t *v)
 {
-    uint32_t st = pvperf_target(s, v);
+    uint32_t st = pvperf_target(s, a, v);
 
     if (!st && !pvperf_vcpu_present(*v)) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u is not present\n",
@@ -831,15 +879,15 @@ static uint32_t pvperf_host_error(PVPerfState *s, const char *what,
     return PVPERF_ST_HOST_ERROR;
 }
 
-static uint32_t pvperf_cmd_set_page(PVPerfState *s)
+static uint32_t pvperf_cmd_set_page(PVPerfState *s, const PVPerfArgs *a)
 {
-    uint64_t gpa = pvperf_cmd64(s, PVPERF_REG_CMD_ADDR_LO);
+    uint64_t gpa = a->addr;
     PVPerfVcpu *vc;
     const char *why;
     uint32_t v, st;
     MemTxResult r;
 
-    st = pvperf_target(s, &v);
+    st = pvperf_target(s, a, &v);
     if (st) {
         return st;
     }
@@ -851,7 +899,7 @@ static uint32_t pvperf_cmd_set_page(PVPerfState *s)
         trace_pvperf_set_page(v, 0);
         return PVPERF_ST_OK;
     }
-    st = pvperf_target_present(s, &v);
+    st = pvperf_target_present(s, a, &v);
     if (st) {
         return st;
     }
@@ -877,18 +925,18 @@ static uint32_t pvperf_cmd_set_page(PVPerfState *s)
     return PVPERF_ST_OK;
 }
 
-static uint32_t pvperf_cmd_open(PVPerfState *s)
+static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
 {
-    uint32_t n = CMD(s, SLOT), ev_idx = CMD(s, EVENT), lead = CMD(s, GROUP);
-    uint32_t flags = CMD(s, FLAGS), v, st;
-    uint64_t period = pvperf_cmd64(s, PVPERF_REG_CMD_PERIOD_LO);
+    uint32_t n = a->slot, ev_idx = a->event, lead = a->group;
+    uint32_t flags = a->flags, v, st;
+    uint64_t period = a->period;
     const PVPerfEvent *ev;
     struct perf_event_attr attr;
     PVPerfVcpu *vc;
     uint64_t open, id;
     int fd, ret;
 
-    st = pvperf_target_present(s, &v);
+    st = pvperf_target_present(s, a, &v);
     if (st) {
         return st;
     }
@@ -979,13 +1027,13 @@ static uint32_t pvperf_cmd_open(PVPerfState *s)
     return PVPERF_ST_OK;
 }
 
-static uint32_t pvperf_cmd_close(PVPerfState *s)
+static uint32_t pvperf_cmd_close(PVPerfState *s, const PVPerfArgs *a)
 {
-    uint32_t n = CMD(s, SLOT), v, st;
+    uint32_t n = a->slot, v, st;
     PVPerfVcpu *vc;
     uint64_t members;
 
-    st = pvperf_target(s, &v);
+    st = pvperf_target(s, a, &v);
     if (st) {
         return st;
     }
@@ -1009,16 +1057,16 @@ static uint32_t pvperf_cmd_close(PVPerfState *s)
  * Check a mask command's vCPU and mask; all bits or none. *@vc is the
  * vCPU's state, NULL only for an empty mask on a vCPU without state.
  */
-static uint32_t pvperf_mask_target(PVPerfState *s, PVPerfVcpu **vc,
-                                   uint64_t *mask)
+static uint32_t pvperf_mask_target(PVPerfState *s, const PVPerfArgs *a,
+                                   PVPerfVcpu **vc, uint64_t *mask)
 {
-    uint32_t v, st = pvperf_target(s, &v);
+    uint32_t v, st = pvperf_target(s, a, &v);
     uint64_t open;
 
     if (st) {
         return st;
     }
-    *mask = pvperf_cmd64(s, PVPERF_REG_CMD_MASK_LO);
+    *mask = a->mask;
     if (*mask & ~pvperf_slot_bits(s)) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: mask 0x%" PRIx64 " names slots "
                       "beyond %u\n", __func__, *mask, s->slots_per_vcpu);
@@ -1110,14 +1158,15 @@ static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
  * ENABLE/DISABLE: slot by slot in mask order; a failing ioctl stops the
  * command there (the slots before it changed, their records say so).
  */
-static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
+static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
+                                  bool enable)
 {
     unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
     uint64_t mask, touched = 0;
     uint32_t st;
     PVPerfVcpu *vc;
 
-    st = pvperf_mask_target(s, &vc, &mask);
+    st = pvperf_mask_target(s, a, &vc, &mask);
     if (st || !mask) {
         return st;
     }
@@ -1145,14 +1194,14 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, bool enable)
     return st;
 }
 
-static uint32_t pvperf_cmd_read(PVPerfState *s)
+static uint32_t pvperf_cmd_read(PVPerfState *s, const PVPerfArgs *a)
 {
     uint64_t mask;
     uint32_t st, failed = 0;
     PVPerfVcpu *vc;
     int err;
 
-    st = pvperf_mask_target(s, &vc, &mask);
+    st = pvperf_mask_target(s, a, &vc, &mask);
     if (st || !mask) {
         return st;                      /* an empty mask does nothing */
     }
@@ -1246,16 +1295,71 @@ static const char *pvperf_cmd_name(uint32_t cmd)
         [PVPERF_CMD_DISABLE] = "DISABLE",
         [PVPERF_CMD_READ] = "READ",
         [PVPERF_CMD_ACK_OVERFLOW] = "ACK_OVERFLOW",
+        [PVPERF_CMD_SET_BLOCK] = "SET_BLOCK",
+        [PVPERF_CMD_RUN] = "RUN",
     };
 
     return cmd < ARRAY_SIZE(names) ? names[cmd] : "unknown";
 }
 
-static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
+static uint32_t pvperf_cmd_set_block(PVPerfState *s, const PVPerfArgs *a)
+{
+    PVPerfVcpu *vc;
+    const char *why;
+    uint32_t v, st;
+
+    st = pvperf_target(s, a, &v);
+    if (st) {
+        return st;
+    }
+    if (a->addr == 0) {
+        vc = pvperf_vcpu_get(s, v);
+        if (vc) {
+            vc->block = 0;
+        }
+        trace_pvperf_set_block(v, 0);
+        return PVPERF_ST_OK;
+    }
+    st = pvperf_target_present(s, a, &v);
+    if (st) {
+        return st;
+    }
+    st = pvperf_page_check(s, a->addr, &why);
+    if (st) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: command block 0x%" PRIx64 " %s\n",
+                      __func__, a->addr, why);
+        return st;
+    }
+    st = pvperf_vcpu_state(s, v, &vc);
+    if (st) {
+        return st;
+    }
+    vc->block = a->addr;
+    trace_pvperf_set_block(v, a->addr);
+    return PVPERF_ST_OK;
+}
+
+static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self);
+
+/*
+ * Run one command, from the registers or from a command block entry
+ * (@in_block: RESET, SET_BLOCK and RUN are not allowed there). Returns
+ * its status; s->host_errno is its errno (0 unless HOST_ERROR).
+ */
+static uint32_t pvperf_command(PVPerfState *s, uint32_t cmd,
+                               const PVPerfArgs *a, bool in_block)
 {
     uint32_t status;
 
     s->host_errno = 0;
+    s->commands[MIN(cmd, PVPERF_CMD_COUNTED - 1)]++;
+    if (in_block && (cmd == PVPERF_CMD_RESET || cmd == PVPERF_CMD_SET_BLOCK ||
+                     cmd == PVPERF_CMD_RUN)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: %s is not allowed in a command "
+                      "block\n", __func__, pvperf_cmd_name(cmd));
+        s->failed++;
+        return PVPERF_ST_BAD_COMMAND;
+    }
     switch (cmd) {
     case PVPERF_CMD_NOP:
         status = PVPERF_ST_OK;
@@ -1266,20 +1370,20 @@ static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
         status = PVPERF_ST_OK;
         break;
     case PVPERF_CMD_SET_PAGE:
-        status = pvperf_cmd_set_page(s);
+        status = pvperf_cmd_set_page(s, a);
         break;
     case PVPERF_CMD_OPEN:
-        status = pvperf_cmd_open(s);
+        status = pvperf_cmd_open(s, a);
         break;
     case PVPERF_CMD_CLOSE:
-        status = pvperf_cmd_close(s);
+        status = pvperf_cmd_close(s, a);
         break;
     case PVPERF_CMD_ENABLE:
     case PVPERF_CMD_DISABLE:
-        status = pvperf_cmd_enable(s, cmd == PVPERF_CMD_ENABLE);
+        status = pvperf_cmd_enable(s, a, cmd == PVPERF_CMD_ENABLE);
         break;
     case PVPERF_CMD_READ:
-        status = pvperf_cmd_read(s);
+        status = pvperf_cmd_read(s, a);
         break;
     case PVPERF_CMD_ACK_OVERFLOW:
         qemu_log_mask(LOG_GUEST_ERROR, "%s: ACK_OVERFLOW needs feature "
@@ -1287,14 +1391,123 @@ static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
                       __func__);
         status = PVPERF_ST_UNSUPPORTED;
         break;
+    case PVPERF_CMD_SET_BLOCK:
+        status = pvperf_cmd_set_block(s, a);
+        break;
+    case PVPERF_CMD_RUN:
+        status = pvperf_cmd_run(s, a->self);
+        break;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "%s: unknown command 0x%x\n",
                       __func__, cmd);
         status = PVPERF_ST_BAD_COMMAND;
         break;
     }
-    s->status = status;
+    if (status != PVPERF_ST_OK) {
+        s->failed++;
+    }
     trace_pvperf_command(pvperf_cmd_name(cmd), cmd, status, s->host_errno);
+    return status;
+}
+
+/*
+ * RUN: the command block of vCPU @self (docs/pvperf.rst, "Command
+ * block"). The block is read into s->run_buf at once, so the guest cannot
+ * change an entry while it runs, and written back, results filled in, with
+ * one DMA write. It runs inside the MMIO/PIO handler: the device's
+ * re-entrancy guard is engaged, and the block is checked to be plain RAM
+ * before each access, so neither access can reach the device's registers.
+ */
+static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    struct pvperf_block_header *hdr = (void *)s->run_buf;
+    PVPerfVcpu *vc = self < s->nr_vcpus ? pvperf_vcpu_get(s, self) : NULL;
+    uint32_t nr, status = PVPERF_ST_OK, done = 0;
+    int err = 0;
+    const char *why;
+    uint64_t gpa;
+    size_t len;
+
+    if (!vc || !vc->block) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u has no command block\n",
+                      __func__, self);
+        return PVPERF_ST_NO_BLOCK;
+    }
+    gpa = vc->block;
+    status = pvperf_page_check(s, gpa, &why);
+    if (status || pci_dma_read(pdev, gpa, hdr, sizeof(*hdr)) != MEMTX_OK) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: command block 0x%"
+                      PRIx64 " %s\n", __func__, self, gpa,
+                      status ? why : "could not be read");
+        return status ? status : PVPERF_ST_BAD_ADDRESS;
+    }
+    nr = le32_to_cpu(hdr->nr);
+    if (nr > PVPERF_BLOCK_ENTRIES) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: %u entries in the "
+                      "command block, at most %d\n", __func__, self, nr,
+                      PVPERF_BLOCK_ENTRIES);
+        status = PVPERF_ST_BAD_ARG;
+        nr = 0;
+    } else if (nr && pci_dma_read(pdev, gpa + sizeof(*hdr), hdr + 1,
+                                  nr * sizeof(struct pvperf_block_entry))
+               != MEMTX_OK) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: command block 0x%"
+                      PRIx64 " could not be read\n", __func__, self, gpa);
+        return PVPERF_ST_BAD_ADDRESS;
+    }
+    trace_pvperf_run(self, nr);
+    for (uint32_t i = 0; i < nr; i++) {
+        struct pvperf_block_entry *e = (void *)(s->run_buf +
+                                                PVPERF_BLOCK_ENTRY_OFFSET(i));
+        PVPerfArgs a = {
+            .vcpu = le32_to_cpu(e->vcpu),
+            .slot = le32_to_cpu(e->slot),
+            .event = le32_to_cpu(e->event),
+            .group = le32_to_cpu(e->group),
+            .flags = le32_to_cpu(e->flags),
+            .mask = le64_to_cpu(e->mask),
+            .addr = le64_to_cpu(e->addr),
+            .period = le64_to_cpu(e->period),
+            .self = self,
+        };
+        uint32_t st = PVPERF_ST_NOT_RUN;
+
+        s->host_errno = 0;
+        if (status == PVPERF_ST_OK) {
+            s->block_entries++;
+            st = pvperf_command(s, le32_to_cpu(e->cmd), &a, true);
+            if (st == PVPERF_ST_OK) {
+                done++;
+            } else {
+                status = st;
+                err = s->host_errno;
+            }
+        }
+        e->status = cpu_to_le32(st);
+        e->host_errno = cpu_to_le32(st == PVPERF_ST_NOT_RUN ? 0 :
+                                    s->host_errno);
+    }
+    hdr->status = cpu_to_le32(status);
+    hdr->done = cpu_to_le32(done);
+    s->host_errno = err;
+    /* checked again: the write must not reach anything but plain RAM */
+    len = PVPERF_BLOCK_ENTRY_OFFSET(nr);
+    if (pvperf_page_check(s, gpa, &why) ||
+        pci_dma_write(pdev, gpa, s->run_buf, len) != MEMTX_OK) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: the results could not "
+                      "be written to command block 0x%" PRIx64 "\n",
+                      __func__, self, gpa);
+    }
+    return status;
+}
+
+static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
+{
+    PVPerfArgs a;
+
+    pvperf_reg_args(s, &a);
+    s->status = pvperf_command(s, cmd, &a, false);
 }
 
 /* Registers ----------------------------------------------------------- */
@@ -1334,6 +1547,7 @@ static uint64_t pvperf_mmio_read(void *opaque, hwaddr addr, unsigned size)
     const PVPerfEvent *ev;
     uint64_t val = 0;
 
+    s->mmio_reads++;
     if (!pvperf_access_ok(addr, size, false)) {
         return 0;
     }
@@ -1410,6 +1624,7 @@ static void pvperf_mmio_write(void *opaque, hwaddr addr, uint64_t val,
 {
     PVPerfState *s = opaque;
 
+    s->mmio_writes++;
     if (!pvperf_access_ok(addr, size, true)) {
         return;
     }
@@ -1465,6 +1680,9 @@ static const MemoryRegionOps pvperf_mmio_ops = {
 
 static uint64_t pvperf_io_read(void *opaque, hwaddr addr, unsigned size)
 {
+    PVPerfState *s = opaque;
+
+    s->io_reads++;
     qemu_log_mask(LOG_GUEST_ERROR, "%s: the I/O doorbell is write-only\n",
                   __func__);
     return 0;
@@ -1473,6 +1691,9 @@ static uint64_t pvperf_io_read(void *opaque, hwaddr addr, unsigned size)
 static void pvperf_io_write(void *opaque, hwaddr addr, uint64_t val,
                             unsigned size)
 {
+    PVPerfState *s = opaque;
+
+    s->io_writes++;
     if (addr != PVPERF_IO_DOORBELL || size != 4) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: %u-byte write at 0x%" HWADDR_PRIx
                       ": the doorbell takes 32-bit writes at 0\n",
@@ -1480,7 +1701,7 @@ static void pvperf_io_write(void *opaque, hwaddr addr, uint64_t val,
         return;
     }
     trace_pvperf_io_doorbell(val);
-    pvperf_doorbell(opaque, val);
+    pvperf_doorbell(s, val);
 }
 
 static const MemoryRegionOps pvperf_io_ops = {
@@ -1509,6 +1730,9 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
     DeviceState *dev = DEVICE(s);
     PvperfCatalogEntryList **cat_tail = &info->catalog;
     PvperfPageList **page_tail = &info->pages;
+    PvperfPageList **block_tail = &info->blocks;
+    PvperfCommandCountList **cmd_tail;
+    PvperfStats *st;
     PvperfSlotList **slot_tail = &info->slots;
 
     info->qom_path = object_get_canonical_path(OBJECT(s));
@@ -1553,6 +1777,15 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
             p->writable = !vc->page_unwritable;
             QAPI_LIST_APPEND(page_tail, p);
         }
+        if (vc->block) {
+            PvperfPage *b = g_new0(PvperfPage, 1);
+            const char *why;
+
+            b->vcpu = v;
+            b->address = vc->block;
+            b->writable = !pvperf_page_check(s, vc->block, &why);
+            QAPI_LIST_APPEND(block_tail, b);
+        }
         for (uint64_t m = vc->open; m; m &= m - 1) {
             uint32_t n = ctz64(m);
             const PVPerfSlot *sl = &vc->slot[n];
@@ -1581,6 +1814,29 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
         info->last_host_error->operation = g_strdup(s->last_error.what);
         info->last_host_error->q_errno = s->last_error.err;
         info->last_host_error->message = g_strdup(strerror(s->last_error.err));
+    }
+
+    st = info->stats = g_new0(PvperfStats, 1);
+    st->mmio_reads = s->mmio_reads;
+    st->mmio_writes = s->mmio_writes;
+    st->io_writes = s->io_writes;
+    st->exits = s->mmio_reads + s->mmio_writes + s->io_writes + s->io_reads;
+    st->block_entries = s->block_entries;
+    st->failed = s->failed;
+    cmd_tail = &st->commands;
+    for (uint32_t c = 0; c < PVPERF_CMD_COUNTED; c++) {
+        PvperfCommandCount *cc;
+
+        if (!s->commands[c]) {
+            continue;
+        }
+        cc = g_new0(PvperfCommandCount, 1);
+        cc->command = c < PVPERF_CMD_COUNTED - 1 ?
+                      g_ascii_strdown(pvperf_cmd_name(c), -1) :
+                      g_strdup("other");
+        g_strdelimit(cc->command, "_", '-');
+        cc->count = s->commands[c];
+        QAPI_LIST_APPEND(cmd_tail, cc);
     }
     return info;
 }
@@ -1668,6 +1924,7 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
     pci_register_bar(pdev, PVPERF_IO_BAR, PCI_BASE_ADDRESS_SPACE_IO, &s->io);
 
     s->vcpu = g_new0(PVPerfVcpu *, s->nr_vcpus);
+    s->run_buf = g_malloc0(PVPERF_BLOCK_SIZE);
     if (s->refresh_ms) {
         s->refresh_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, pvperf_refresh, s);
         /* writes guest memory outside the MMIO handlers: guard it */
@@ -1685,6 +1942,7 @@ static void pvperf_exit(PCIDevice *pdev)
 
     pvperf_release_all(s);
     g_clear_pointer(&s->vcpu, g_free);
+    g_clear_pointer(&s->run_buf, g_free);
     if (s->refresh_timer) {
         timer_free(s->refresh_timer);
         s->refresh_timer = NULL;
@@ -1715,9 +1973,12 @@ static int pvperf_pre_save(void *opaque)
     memset(s->mig_names, 0, sizeof(s->mig_names));
     pstrcpy((char *)s->mig_names, sizeof(s->mig_names), s->catalog_names);
     g_free(s->mig_pages);
+    g_free(s->mig_blocks);
     s->mig_pages = g_new0(uint64_t, s->nr_vcpus);
+    s->mig_blocks = g_new0(uint64_t, s->nr_vcpus);
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
         s->mig_pages[v] = s->vcpu[v] ? s->vcpu[v]->page : 0;
+        s->mig_blocks[v] = s->vcpu[v] ? s->vcpu[v]->block : 0;
     }
     return 0;
 }
@@ -1727,6 +1988,7 @@ static int pvperf_post_save(void *opaque)
     PVPerfState *s = opaque;
 
     g_clear_pointer(&s->mig_pages, g_free);
+    g_clear_pointer(&s->mig_blocks, g_free);
     return 0;
 }
 
@@ -1735,10 +1997,13 @@ static int pvperf_post_save(void *opaque)
  * depend on the memory map, which other devices are still loading; the
  * RAM and bus-master checks come before every write, as for every page.
  */
-static int pvperf_load_pages(PVPerfState *s)
+static int pvperf_load_pages(PVPerfState *s, const uint64_t *addrs,
+                             bool block)
 {
-    for (uint32_t v = 0; s->mig_pages && v < s->nr_vcpus; v++) {
-        uint64_t gpa = s->mig_pages[v];
+    const char *what = block ? "command block" : "count page";
+
+    for (uint32_t v = 0; addrs && v < s->nr_vcpus; v++) {
+        uint64_t gpa = addrs[v];
         PVPerfVcpu *vc;
 
         if (!gpa) {
@@ -1746,23 +2011,28 @@ static int pvperf_load_pages(PVPerfState *s)
         }
         if ((gpa & (PVPERF_PAGE_SIZE - 1)) ||
             gpa > UINT64_MAX - PVPERF_PAGE_SIZE) {
-            error_report("pvperf: vCPU %u's count page 0x%" PRIx64 " in the "
-                         "migration stream is not a page address", v, gpa);
+            error_report("pvperf: vCPU %u's %s 0x%" PRIx64 " in the "
+                         "migration stream is not a page address", v, what,
+                         gpa);
             return -EINVAL;
         }
         switch (pvperf_vcpu_state(s, v, &vc)) {
         case PVPERF_ST_OK:
             break;
         case PVPERF_ST_BAD_VCPU:
-            error_report("pvperf: vCPU %u has a count page on the migration "
-                         "source but is not present here", v);
+            error_report("pvperf: vCPU %u has a %s on the migration "
+                         "source but is not present here", v, what);
             return -EINVAL;
         default:
-            error_report("pvperf: vCPU %u's count page: %s: %s", v,
+            error_report("pvperf: vCPU %u's %s: %s: %s", v, what,
                          s->last_error.what, strerror(s->last_error.err));
             return -EINVAL;
         }
-        vc->page = gpa;
+        if (block) {
+            vc->block = gpa;
+        } else {
+            vc->page = gpa;
+        }
     }
     return 0;
 }
@@ -1787,11 +2057,40 @@ static int pvperf_post_load(void *opaque, int version_id)
          */
         pvperf_release_all(s);
         s->driver_features &= PVPERF_FEATURES;
-        ret = pvperf_load_pages(s);
+        ret = pvperf_load_pages(s, s->mig_pages, false);
+        if (!ret) {
+            ret = pvperf_load_pages(s, s->mig_blocks, true);
+        }
     }
     g_clear_pointer(&s->mig_pages, g_free);
+    g_clear_pointer(&s->mig_blocks, g_free);
     return ret;
 }
+
+/* Command block addresses: only when some vCPU has one (ABI 1.1) */
+static bool pvperf_blocks_needed(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    for (uint32_t v = 0; s->mig_blocks && v < s->nr_vcpus; v++) {
+        if (s->mig_blocks[v]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const VMStateDescription vmstate_pvperf_blocks = {
+    .name = "pvperf/blocks",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = pvperf_blocks_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_VARRAY_UINT32_ALLOC(mig_blocks, PVPerfState, nr_vcpus, 0,
+                                    vmstate_info_uint64, uint64_t),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 static const VMStateDescription vmstate_pvperf = {
     .name = "pvperf",
@@ -1812,6 +2111,10 @@ static const VMStateDescription vmstate_pvperf = {
         VMSTATE_VARRAY_UINT32_ALLOC(mig_pages, PVPerfState, nr_vcpus, 0,
                                     vmstate_info_uint64, uint64_t),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_pvperf_blocks,
+        NULL
     },
 };
 

@@ -73,6 +73,19 @@ static void fixture_stop(Fixture *f)
     g_free(f->log_path);
 }
 
+/*
+ * After a system reset: nothing runs firmware under qtest, so the BARs
+ * stay unassigned until the test assigns them again, as the BIOS would.
+ */
+static void fixture_remap(Fixture *f)
+{
+    qpci_config_writel(f->dev, PCI_BASE_ADDRESS_0, f->bar.addr);
+    qpci_config_writel(f->dev, PCI_BASE_ADDRESS_2, f->iobar.addr);
+    qpci_device_enable(f->dev);
+    g_assert_cmphex(qpci_io_readl(f->dev, f->bar, PVPERF_REG_MAGIC), ==,
+                    PVPERF_MAGIC);
+}
+
 static char *fixture_log(Fixture *f)
 {
     char *text = NULL;
@@ -496,6 +509,7 @@ static void test_system_reset(void)
     ring(&f, 0x55);
     qtest_qmp_assert_success(f.qts, "{'execute': 'system_reset'}");
     qtest_qmp_eventwait(f.qts, "RESET");
+    fixture_remap(&f);
     g_assert_cmpuint(rd(&f, PVPERF_REG_CATALOG_SELECT), ==, 0);
     g_assert_cmpuint(rd(&f, PVPERF_REG_CMD_SLOT), ==, 0);
     g_assert_cmpuint(rd(&f, PVPERF_REG_DRIVER_FEATURES), ==, 0);
@@ -993,6 +1007,7 @@ static void test_count_cleanup(void)
     qtest_qmp_assert_success(f.qts, "{'execute': 'system_reset'}");
     qtest_qmp_eventwait(f.qts, "RESET");
     g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, base);
+    fixture_remap(&f);
 
     /* hot-unplug (unrealize) of a second device with open slots */
     resp = qtest_qmp(f.qts, "{'execute': 'device_add', 'arguments': "
@@ -1327,6 +1342,20 @@ static void test_qmp_states(void)
 
 /* Migration ------------------------------------------------------------ */
 
+static uint32_t set_block(Fixture *f, uint32_t vcpu, uint64_t gpa);
+static QDict *block_of(QDict *info, uint32_t vcpu);
+#define BLOCK_GPA       0x300000ull
+
+/* Whether a migration stream in @file carries a VMState section @name */
+static bool stream_has(const char *file, const char *name)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+
+    g_assert(g_file_get_contents(file, &data, &len, NULL));
+    return memmem(data, len, name, strlen(name)) != NULL;
+}
+
 static const char *wait_migration(QTestState *qts)
 {
     static char status[32];
@@ -1378,6 +1407,21 @@ static void test_migration(void)
     qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
                              "{'uri': %s}}", uri);
     g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    /* no command block: the stream is what the previous revision reads */
+    g_assert_true(stream_has(file, "pvperf"));
+    g_assert_false(stream_has(file, "pvperf/blocks"));
+    unlink(file);
+    fixture_stop(&f);
+
+    /* again with a command block on vCPU 1: its address is sent too */
+    fixture_start(&f, "events=task-clock,,page-faults", "-smp 2 -m 64");
+    wr(&f, PVPERF_REG_DRIVER_FEATURES, PVPERF_F_COUNTING);
+    g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_block(&f, 1, BLOCK_GPA), ==, PVPERF_ST_OK);
+    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
+                             "{'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    g_assert_true(stream_has(file, "pvperf/blocks"));
 
     fixture_start(&d, "events=task-clock,,page-faults",
                   "-smp 2 -m 64 -incoming defer");
@@ -1393,6 +1437,13 @@ static void test_migration(void)
                      PVPERF_ST_OK);
     g_assert_cmpuint(get_rec(&d, PAGE2_GPA, 2).flags, ==,
                      PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    /* and its command block */
+    resp = query_one(d.qts);
+    g_assert_nonnull(block_of(resp, 1));
+    g_assert_cmpuint(qdict_get_int(block_of(resp, 1), "address"), ==,
+                     BLOCK_GPA);
+    g_assert_null(block_of(resp, 0));
+    qobject_unref(resp);
     /* vCPU 0 had no page on the source, and has none here */
     g_assert_cmpuint(open_slot(&d, 0, 0, 0, PVPERF_NO_GROUP, 0), ==,
                      PVPERF_ST_OK);
@@ -1548,6 +1599,343 @@ static void test_page_remapped(void)
     fixture_stop(&f);
 }
 
+/* Command blocks (ABI 1.1) -------------------------------------------- */
+
+typedef struct Entry {
+    uint32_t cmd, vcpu, slot, event, group, flags;
+    uint64_t mask, addr, period;
+} Entry;
+
+#define E_SELF(c, ...)  { .cmd = (c), .vcpu = PVPERF_VCPU_SELF, \
+                          .group = PVPERF_NO_GROUP, __VA_ARGS__ }
+
+static uint32_t set_block(Fixture *f, uint32_t vcpu, uint64_t gpa)
+{
+    cmd_vcpu(f, vcpu);
+    wr(f, PVPERF_REG_CMD_ADDR_LO, (uint32_t)gpa);
+    wr(f, PVPERF_REG_CMD_ADDR_HI, gpa >> 32);
+    return ring(f, PVPERF_CMD_SET_BLOCK);
+}
+
+/*
+ * Write a block as a driver does: the header with nr and status PENDING,
+ * then the entries, their result fields poisoned so that the test sees
+ * which ones the device wrote.
+ */
+static void block_write(Fixture *f, uint64_t gpa, const Entry *e, uint32_t nr)
+{
+    struct pvperf_block_header h = {
+        .nr = cpu_to_le32(nr),
+        .status = cpu_to_le32(PVPERF_ST_PENDING),
+        .done = cpu_to_le32(0xdead),
+    };
+
+    qtest_memwrite(f->qts, gpa, &h, sizeof(h));
+    for (uint32_t i = 0; i < nr && i < PVPERF_BLOCK_ENTRIES; i++) {
+        struct pvperf_block_entry be = {
+            .cmd = cpu_to_le32(e[i].cmd),
+            .vcpu = cpu_to_le32(e[i].vcpu),
+            .slot = cpu_to_le32(e[i].slot),
+            .event = cpu_to_le32(e[i].event),
+            .group = cpu_to_le32(e[i].group),
+            .flags = cpu_to_le32(e[i].flags),
+            .mask = cpu_to_le64(e[i].mask),
+            .addr = cpu_to_le64(e[i].addr),
+            .period = cpu_to_le64(e[i].period),
+            .status = cpu_to_le32(0xeeee),
+            .host_errno = cpu_to_le32(0xeeee),
+        };
+
+        qtest_memwrite(f->qts, gpa + PVPERF_BLOCK_ENTRY_OFFSET(i), &be,
+                       sizeof(be));
+    }
+}
+
+/* RUN on the I/O doorbell: the one access a driver makes */
+static void run_io(Fixture *f)
+{
+    qpci_io_writel(f->dev, f->iobar, PVPERF_IO_DOORBELL, PVPERF_CMD_RUN);
+}
+
+static uint32_t blk_status(Fixture *f, uint64_t gpa)
+{
+    return qtest_readl(f->qts, gpa + 4);
+}
+
+static uint32_t blk_done(Fixture *f, uint64_t gpa)
+{
+    return qtest_readl(f->qts, gpa + 8);
+}
+
+static uint32_t ent_status(Fixture *f, uint64_t gpa, uint32_t i)
+{
+    return qtest_readl(f->qts, gpa + PVPERF_BLOCK_ENTRY_OFFSET(i) + 48);
+}
+
+static uint32_t ent_errno(Fixture *f, uint64_t gpa, uint32_t i)
+{
+    return qtest_readl(f->qts, gpa + PVPERF_BLOCK_ENTRY_OFFSET(i) + 52);
+}
+
+static int64_t stat_of(QDict *info, const char *key)
+{
+    return qdict_get_int(qdict_get_qdict(info, "stats"), key);
+}
+
+static int64_t cmd_count(QDict *info, const char *cmd)
+{
+    QList *l = qdict_get_qlist(qdict_get_qdict(info, "stats"), "commands");
+
+    for (int i = 0; i < qlist_size(l); i++) {
+        if (!strcmp(qdict_get_str(list_at(l, i), "command"), cmd)) {
+            return qdict_get_int(list_at(l, i), "count");
+        }
+    }
+    return 0;
+}
+
+static QDict *block_of(QDict *info, uint32_t vcpu)
+{
+    QList *blocks = qdict_get_qlist(info, "blocks");
+
+    for (int i = 0; i < qlist_size(blocks); i++) {
+        if (qdict_get_int(list_at(blocks, i), "vcpu") == vcpu) {
+            return list_at(blocks, i);
+        }
+    }
+    return NULL;
+}
+
+static void test_block_run(void)
+{
+    Fixture f;
+    QDict *before, *after;
+    g_autofree char *hmp = NULL;
+    uint8_t buf[256];
+    Rec a, b;
+    Entry batch[] = {
+        E_SELF(PVPERF_CMD_SET_PAGE, .addr = PAGE_GPA),
+        E_SELF(PVPERF_CMD_OPEN, .slot = 3, .event = EV_TASK_CLOCK,
+               .flags = PVPERF_OPEN_ENABLED),
+        E_SELF(PVPERF_CMD_OPEN, .slot = 5, .event = EV_CSW, .group = 3),
+        E_SELF(PVPERF_CMD_NOP),
+        E_SELF(PVPERF_CMD_READ, .mask = 1ull << 3),
+    };
+    Entry read[] = { E_SELF(PVPERF_CMD_READ, .mask = (1ull << 3) | 1ull << 5) };
+
+    fixture_start(&f, NULL, spin_args());
+    g_assert_cmphex(rd(&f, PVPERF_REG_VERSION), ==, 0x00010001);
+    g_assert_true(rd(&f, PVPERF_REG_FEATURES) & PVPERF_F_CMD_BLOCK);
+
+    /* RUN with no block; SET_BLOCK's checks, which write nothing */
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RUN), ==, PVPERF_ST_NO_BLOCK);
+    g_assert_cmpuint(set_block(&f, 0, BLOCK_GPA + 8), ==,
+                     PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_block(&f, 0, 1ull << 40), ==, PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_block(&f, 0, f.bar.addr), ==, PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmpuint(set_block(&f, 9, BLOCK_GPA), ==, PVPERF_ST_BAD_VCPU);
+    qtest_memset(f.qts, BLOCK_GPA, 0xab, PVPERF_BLOCK_SIZE);
+    g_assert_cmpuint(set_block(&f, PVPERF_VCPU_SELF, BLOCK_GPA), ==,
+                     PVPERF_ST_OK);
+    qtest_memread(f.qts, BLOCK_GPA, buf, sizeof(buf));
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        g_assert_cmphex(buf[i], ==, 0xab);
+    }
+
+    /* five commands, one exit, no register touched */
+    wr(&f, PVPERF_REG_CMD_SLOT, 0x77);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_NOP), ==, PVPERF_ST_OK);
+    block_write(&f, BLOCK_GPA, batch, ARRAY_SIZE(batch));
+    before = query_one(f.qts);
+    run_io(&f);
+    after = query_one(f.qts);
+    g_assert_cmpint(stat_of(after, "io-writes"), ==,
+                    stat_of(before, "io-writes") + 1);
+    g_assert_cmpint(stat_of(after, "exits"), ==, stat_of(before, "exits") + 1);
+    g_assert_cmpint(stat_of(after, "block-entries"), ==,
+                    stat_of(before, "block-entries") + 5);
+    g_assert_cmpint(cmd_count(after, "run"), ==, cmd_count(before, "run") + 1);
+    g_assert_cmpint(cmd_count(after, "open"), ==, 2);
+    g_assert_cmpint(cmd_count(after, "set-page"), ==, 1);
+    g_assert_cmpint(stat_of(after, "failed"), ==, stat_of(before, "failed"));
+    g_assert_cmpuint(qdict_get_int(block_of(after, 0), "address"), ==,
+                     BLOCK_GPA);
+    g_assert_true(qdict_get_bool(block_of(after, 0), "writable"));
+    qobject_unref(before);
+    qobject_unref(after);
+
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 5);
+    for (uint32_t i = 0; i < ARRAY_SIZE(batch); i++) {
+        g_assert_cmpuint(ent_status(&f, BLOCK_GPA, i), ==, PVPERF_ST_OK);
+        g_assert_cmpuint(ent_errno(&f, BLOCK_GPA, i), ==, 0);
+    }
+    /* the request fields are as the guest wrote them */
+    g_assert_cmpuint(qtest_readl(f.qts, BLOCK_GPA), ==, 5);
+    g_assert_cmpuint(qtest_readl(f.qts, BLOCK_GPA +
+                                 PVPERF_BLOCK_ENTRY_OFFSET(1)), ==,
+                     PVPERF_CMD_OPEN);
+    g_assert_cmpuint(qtest_readl(f.qts, BLOCK_GPA +
+                                 PVPERF_BLOCK_ENTRY_OFFSET(2) + 8), ==, 5);
+    /* the commands did what they do through the registers */
+    g_assert_cmphex(qtest_readl(f.qts, PAGE_GPA), ==, PVPERF_PAGE_MAGIC);
+    a = get_rec(&f, PAGE_GPA, 3);
+    g_assert_cmpuint(a.flags, ==, PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 5).flags, ==, PVPERF_SLOT_OPEN);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_CMD_SLOT), ==, 0x77);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_STATUS), ==, PVPERF_ST_OK);
+
+    /* and counting goes on, read with one exit */
+    g_usleep(20 * 1000);
+    block_write(&f, BLOCK_GPA, read, 1);
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_OK);
+    b = get_rec(&f, PAGE_GPA, 3);
+    g_assert_cmpuint(b.seq, ==, a.seq + 2);
+    g_assert_cmpuint(b.count, >, a.count);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 5).time_enabled, ==,
+                     b.time_enabled);
+
+    hmp = qtest_hmp(f.qts, "info pvperf");
+    g_assert_nonnull(strstr(hmp, "command blocks:"));
+    g_assert_nonnull(strstr(hmp, "guest accesses:"));
+    g_assert_nonnull(strstr(hmp, " run "));
+
+    /* unregistered: RUN finds no block */
+    g_assert_cmpuint(set_block(&f, 0, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RUN), ==, PVPERF_ST_NO_BLOCK);
+    fixture_stop(&f);
+}
+
+static void test_block_errors(void)
+{
+    Fixture f;
+    QPCIDevice *host;
+    Entry stop[] = {
+        E_SELF(PVPERF_CMD_NOP),
+        E_SELF(PVPERF_CMD_OPEN, .slot = 3, .event = 99),
+        E_SELF(PVPERF_CMD_CLOSE, .slot = 0),
+        E_SELF(PVPERF_CMD_NOP),
+    };
+    Entry close0[] = { E_SELF(PVPERF_CMD_CLOSE, .slot = 0) };
+    Entry open7[] = { E_SELF(PVPERF_CMD_OPEN, .slot = 7, .event = 0) };
+    static const uint32_t not_here[] = {
+        PVPERF_CMD_RESET, PVPERF_CMD_SET_BLOCK, PVPERF_CMD_RUN, 0x55,
+    };
+    pid_t pid;
+    struct rlimit old, lim;
+
+    fixture_start(&f, NULL, "-m 64");
+    host = qpci_device_find(f.bus, QPCI_DEVFN(0, 0));
+    g_assert(host);
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_block(&f, 0, BLOCK_GPA), ==, PVPERF_ST_OK);
+
+    /* the first failure stops the run: before it done, after it NOT_RUN */
+    block_write(&f, BLOCK_GPA, stop, ARRAY_SIZE(stop));
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_BAD_EVENT);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 1);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 1), ==, PVPERF_ST_BAD_EVENT);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 2), ==, PVPERF_ST_NOT_RUN);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 3), ==, PVPERF_ST_NOT_RUN);
+    g_assert_cmpuint(ent_errno(&f, BLOCK_GPA, 3), ==, 0);
+    g_assert_cmpint(open_slots_of(&f), ==, 1);         /* CLOSE did not run */
+    g_assert_cmpuint(rd(&f, PVPERF_REG_STATUS), ==, PVPERF_ST_BAD_EVENT);
+
+    /* commands a block may not hold */
+    for (size_t i = 0; i < ARRAY_SIZE(not_here); i++) {
+        Entry e[] = { E_SELF(not_here[i], .addr = BLOCK_GPA),
+                      E_SELF(PVPERF_CMD_CLOSE, .slot = 0) };
+
+        block_write(&f, BLOCK_GPA, e, 2);
+        run_io(&f);
+        g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 0), ==,
+                         PVPERF_ST_BAD_COMMAND);
+        g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 1), ==, PVPERF_ST_NOT_RUN);
+        g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 0);
+    }
+    g_assert_cmpint(open_slots_of(&f), ==, 1);         /* RESET did not run */
+    assert_logged(&f, "RESET is not allowed in a command block");
+
+    /* too many entries: nothing runs, only the header is written */
+    block_write(&f, BLOCK_GPA, close0, 1);
+    qtest_writel(f.qts, BLOCK_GPA, PVPERF_BLOCK_ENTRIES + 1);
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 0);
+    g_assert_cmphex(ent_status(&f, BLOCK_GPA, 0), ==, 0xeeee);
+    g_assert_cmpint(open_slots_of(&f), ==, 1);
+    /* none: fine */
+    block_write(&f, BLOCK_GPA, close0, 0);
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 0);
+
+    /* a host error: the entry has its errno, RUN's registers too */
+    pid = qtest_pid(f.qts);
+    block_write(&f, BLOCK_GPA, open7, 1);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
+    lim = old;
+    lim.rlim_cur = lowest_free_fd(pid);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &lim, NULL), ==, 0);
+    run_io(&f);
+    g_assert_cmpint(prlimit(pid, RLIMIT_NOFILE, &old, NULL), ==, 0);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 0), ==, PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(ent_errno(&f, BLOCK_GPA, 0), ==, EMFILE);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, EMFILE);
+    g_assert_cmpint(open_slots_of(&f), ==, 1);
+
+    /* bus mastering off: the block is neither read nor written */
+    block_write(&f, BLOCK_GPA, close0, 1);
+    qpci_config_writew(f.dev, PCI_COMMAND,
+                       qpci_config_readw(f.dev, PCI_COMMAND) &
+                       ~PCI_COMMAND_MASTER);
+    run_io(&f);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_STATUS), ==, PVPERF_ST_NO_BUS_MASTER);
+    g_assert_cmphex(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_PENDING);
+    g_assert_cmpint(open_slots_of(&f), ==, 1);
+    qpci_device_enable(f.dev);
+
+    /*
+     * A block that becomes the device's own registers (PAM to PCI, BAR 0
+     * moved there): RUN reads and writes nothing, runs nothing.
+     */
+    qpci_config_writeb(host, PAM_C0000, PAM_RAM);
+    g_assert_cmpuint(set_block(&f, 0, PAM_PAGE_GPA), ==, PVPERF_ST_OK);
+    block_write(&f, PAM_PAGE_GPA, close0, 1);
+    wr(&f, PVPERF_REG_CMD_SLOT, 0x1234);
+    qpci_config_writel(f.dev, PCI_BASE_ADDRESS_0, PAM_PAGE_GPA);
+    qpci_config_writeb(host, PAM_C0000, PAM_PCI);
+    g_assert_cmphex(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_MAGIC), ==,
+                    PVPERF_MAGIC);
+    run_io(&f);
+    g_assert_cmpuint(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_STATUS),
+                     ==, PVPERF_ST_BAD_ADDRESS);
+    g_assert_cmphex(qtest_readl(f.qts, PAM_PAGE_GPA + PVPERF_REG_CMD_SLOT),
+                    ==, 0x1234);
+    g_assert_cmpint(open_slots_of(&f), ==, 1);
+    assert_logged(&f, "command block 0xc0000 is not writable guest RAM");
+    qpci_config_writeb(host, PAM_C0000, PAM_RAM);
+    qpci_config_writel(f.dev, PCI_BASE_ADDRESS_0, f.bar.addr);
+    run_io(&f);                                 /* RAM again: it runs */
+    g_assert_cmpuint(blk_status(&f, PAM_PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpint(open_slots_of(&f), ==, 0);
+
+    /* RESET and a system reset forget the block */
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RUN), ==, PVPERF_ST_NO_BLOCK);
+    g_assert_cmpuint(set_block(&f, 0, BLOCK_GPA), ==, PVPERF_ST_OK);
+    qtest_system_reset(f.qts);
+    fixture_remap(&f);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RUN), ==, PVPERF_ST_NO_BLOCK);
+    g_free(host);
+    fixture_stop(&f);
+}
+
 /* Open slots never migrate silently ------------------------------------ */
 
 static const char *run_state(QTestState *qts)
@@ -1699,8 +2087,10 @@ static void test_vcpu_hotplug(void)
                      ==, PVPERF_ST_BAD_VCPU);
     g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_BAD_VCPU);
 
+    g_assert_cmpuint(set_block(&f, 1, BLOCK_GPA), ==, PVPERF_ST_BAD_VCPU);
     cpu_plug(&f);
     g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_block(&f, 1, BLOCK_GPA), ==, PVPERF_ST_OK);
     g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
                                PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
     g_assert_cmpuint(open_slot(&f, 1, 1, EV_CSW, 0, 0), ==, PVPERF_ST_OK);
@@ -1721,6 +2111,7 @@ static void test_vcpu_hotplug(void)
     info = query_one(f.qts);
     g_assert_cmpint(qdict_get_int(info, "open-slots"), ==, 0);
     g_assert_null(page_of(info, 1));
+    g_assert_null(block_of(info, 1));
     qobject_unref(info);
     g_assert_cmpuint(open_slot(&f, 1, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
                      ==, PVPERF_ST_BAD_VCPU);
@@ -1771,6 +2162,8 @@ int main(int argc, char **argv)
                    test_migration_catalog_names);
     qtest_add_func("/pvperf/page/remapped", test_page_remapped);
     qtest_add_func("/pvperf/vcpu-hotplug", test_vcpu_hotplug);
+    qtest_add_func("/pvperf/block/run", test_block_run);
+    qtest_add_func("/pvperf/block/errors", test_block_errors);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);

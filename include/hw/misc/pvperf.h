@@ -2,7 +2,7 @@
 /*
  * pvperf: paravirtual access to host performance events.
  *
- * Guest/host ABI, version 1. docs/pvperf.rst is the specification; this
+ * Guest/host ABI, version 1.1. docs/pvperf.rst is the specification; this
  * header is its machine-readable twin and is shared by the QEMU device,
  * its qtest and the Linux guest driver. It uses fixed-width types only
  * and depends on nothing else from QEMU or Linux.
@@ -38,7 +38,7 @@
 /* Identity values */
 #define PVPERF_MAGIC                0x46505650u /* "PVPF" little-endian */
 #define PVPERF_VERSION_MAJOR        1
-#define PVPERF_VERSION_MINOR        0
+#define PVPERF_VERSION_MINOR        1
 #define PVPERF_VERSION              ((PVPERF_VERSION_MAJOR << 16) | \
                                      PVPERF_VERSION_MINOR)
 #define PVPERF_VERSION_MAJOR_OF(v)  ((v) >> 16)
@@ -80,7 +80,8 @@ enum pvperf_reg {
 #define PVPERF_F_GROUPS             (1u << 1) /* CMD_GROUP, group read in one call */
 #define PVPERF_F_OVERFLOW           (1u << 2) /* CMD_PERIOD, MSI, ACK_OVERFLOW */
 #define PVPERF_F_IO_DOORBELL        (1u << 3) /* BAR 2 doorbell */
-#define PVPERF_F_ALL_V1             0x0000000fu
+#define PVPERF_F_CMD_BLOCK          (1u << 4) /* 1.1: SET_BLOCK, RUN */
+#define PVPERF_F_ALL_V1             0x0000001fu
 
 /* Catalog */
 #define PVPERF_CATALOG_MAX          64
@@ -119,6 +120,8 @@ enum pvperf_cmd {
     PVPERF_CMD_DISABLE          = 0x06,
     PVPERF_CMD_READ             = 0x07,
     PVPERF_CMD_ACK_OVERFLOW     = 0x08,
+    PVPERF_CMD_SET_BLOCK        = 0x09, /* 1.1, CMD_BLOCK */
+    PVPERF_CMD_RUN              = 0x0a, /* 1.1, CMD_BLOCK */
 };
 
 /* STATUS values */
@@ -139,7 +142,12 @@ enum pvperf_status {
     PVPERF_ST_BAD_ADDRESS       = 13,
     PVPERF_ST_NO_BUS_MASTER     = 14,
     PVPERF_ST_HOST_ERROR        = 15,
+    PVPERF_ST_NO_BLOCK          = 16, /* 1.1: RUN without a command block */
+    PVPERF_ST_NOT_RUN           = 17, /* 1.1: entry after a failed one */
 };
+
+/* 1.1: what a guest puts in a block's status before RUN; never a status */
+#define PVPERF_ST_PENDING           0xffffffffu
 
 /* Count page: one 4 KiB page per vCPU, written by the host only */
 #define PVPERF_PAGE_SIZE            4096
@@ -175,6 +183,52 @@ struct pvperf_slot_record {
 #define PVPERF_PAGE_SLOTS_OFFSET    64
 #define PVPERF_SLOT_RECORD_OFFSET(slot) \
     (PVPERF_PAGE_SLOTS_OFFSET + (slot) * sizeof(struct pvperf_slot_record))
+
+/*
+ * Command block (1.1, CMD_BLOCK): one 4 KiB page of guest RAM per vCPU,
+ * registered with SET_BLOCK. The guest writes a header and up to
+ * PVPERF_BLOCK_ENTRIES entries, rings RUN once, and reads each entry's
+ * status; the device runs the entries in order and stops at the first
+ * that fails (docs/pvperf.rst, "Command block").
+ */
+#define PVPERF_BLOCK_SIZE           4096
+#define PVPERF_BLOCK_ENTRIES        63
+
+struct pvperf_block_header {
+    uint32_t nr;                /* guest: entries to run, 0..63 */
+    uint32_t status;            /* host: OK, or the first failure */
+    uint32_t done;              /* host: entries that ran and succeeded */
+    uint32_t reserved0;
+    uint64_t reserved[6];
+};
+
+struct pvperf_block_entry {
+    uint32_t cmd;               /* guest: PVPERF_CMD_* */
+    uint32_t vcpu;              /* guest: as CMD_VCPU */
+    uint32_t slot;              /* guest: as CMD_SLOT */
+    uint32_t event;             /* guest: as CMD_EVENT */
+    uint32_t group;             /* guest: as CMD_GROUP */
+    uint32_t flags;             /* guest: as CMD_FLAGS */
+    uint64_t mask;              /* guest: as CMD_MASK_HI:LO */
+    uint64_t addr;              /* guest: as CMD_ADDR_HI:LO */
+    uint64_t period;            /* guest: as CMD_PERIOD_HI:LO */
+    uint32_t status;            /* host: PVPERF_ST_* */
+    uint32_t host_errno;        /* host: errno for HOST_ERROR, else 0 */
+    uint64_t reserved;
+};
+
+#define PVPERF_BLOCK_ENTRY_OFFSET(i) \
+    (sizeof(struct pvperf_block_header) + \
+     (i) * sizeof(struct pvperf_block_entry))
+
+_Static_assert(sizeof(struct pvperf_block_header) == 64, "block header");
+_Static_assert(sizeof(struct pvperf_block_entry) == 64, "block entry");
+_Static_assert(__builtin_offsetof(struct pvperf_block_entry, mask) == 24,
+               "entry mask offset");
+_Static_assert(__builtin_offsetof(struct pvperf_block_entry, status) == 48,
+               "entry status offset");
+_Static_assert(PVPERF_BLOCK_ENTRY_OFFSET(PVPERF_BLOCK_ENTRIES) <=
+               PVPERF_BLOCK_SIZE, "entries fit in the block");
 
 _Static_assert(sizeof(struct pvperf_page_header) == 64, "header size");
 _Static_assert(sizeof(struct pvperf_slot_record) == 48, "record size");
