@@ -50,7 +50,9 @@
  */
 #include <linux/bitops.h>
 #include <linux/cpu.h>
+#include <linux/atomic.h>
 #include <linux/cpuhotplug.h>
+#include <linux/list.h>
 #include <linux/dma-mapping.h>
 #include <linux/math64.h>
 #include <linux/module.h>
@@ -110,6 +112,17 @@ struct pvperf_cpu {
 	/* this CPU only, IRQs off */
 	bool ready;			/* page registered, slots in step */
 	struct perf_event *active[PVPERF_SLOTS_MAX];	/* added here */
+	/*
+	 * Shared slots (software and tracepoint entries, see "Shared slots"
+	 * above), under lock: one per catalog entry in use on this CPU, kept
+	 * open and enabled; the events added here count deltas of them.
+	 */
+	raw_spinlock_t lock;
+	u64 sused;			/* the shared slots */
+	u8 shared[PVPERF_CATALOG_MAX];	/* entry's shared slot + 1, 0 = none */
+	u16 srefs[PVPERF_CATALOG_MAX];	/* events added here on it */
+	struct list_head sactive;	/* shared events added here */
+	unsigned long fresh_gen;	/* bracket in which the records were read */
 };
 
 /*
@@ -148,6 +161,13 @@ struct pvperf_event {
 	u64 prev_enabled;
 	u64 prev_running;
 	bool rebase;			/* record unreadable at start: resync */
+	struct perf_event *event;
+	u32 idx;			/* catalog entry */
+	/* a shared-slot event: under its CPU's pc->lock while added there */
+	bool shared;
+	bool based;			/* prev_count is the slot's count then */
+	u8 sslot;			/* the shared slot + 1 while added */
+	struct list_head snode;		/* in pc->sactive while added */
 	u8 slot[];			/* slot + 1 on each CPU, 0 = none */
 };
 
@@ -159,6 +179,20 @@ static DEFINE_MUTEX(pvperf_mutex);
 static struct pvperf_dev __rcu *pvperf_live;
 static enum cpuhp_state pvperf_hp_state;
 static DEFINE_PER_CPU(struct pvperf_txn, pvperf_txn);
+
+/*
+ * perf's pmu_disable/pmu_enable bracket on this CPU: inside it, the first
+ * shared-slot operation reads every shared slot of the CPU (one exit) and
+ * the others use those records. A bracket's number is its generation.
+ */
+struct pvperf_bracket {
+	bool open;
+	unsigned long gen;
+};
+static DEFINE_PER_CPU(struct pvperf_bracket, pvperf_bracket);
+
+/* Shared-slot events in existence, per catalog entry */
+static atomic_t pvperf_entry_events[PVPERF_CATALOG_MAX];
 
 /*
  * The PMU's catalog and its sysfs events/: read from the first device,
@@ -466,6 +500,278 @@ static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
 	local64_add(delta, &event->count);
 }
 
+/* Shared slots ---------------------------------------------------------- */
+
+/* Entries that the host never multiplexes: shared slots count them exactly */
+static bool pvperf_kind_shared(u64 idx)
+{
+	u32 kind = pvperf_catalog[idx].info & PVPERF_INFO_KIND_MASK;
+
+	return kind == PVPERF_KIND_SOFTWARE || kind == PVPERF_KIND_TRACEPOINT;
+}
+
+/*
+ * A command of the shared-slot path: pc->lock held, IRQs off, on pc's
+ * CPU, through its command block only (no lock shared with other CPUs).
+ */
+static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
+		      const struct pvperf_args *a)
+{
+	u32 st;
+
+	lockdep_assert_held(&pc->lock);
+	if (!pc->ready || !pc->block_ready)
+		return PVPERF_ST_NODEV;
+	st = pv_run_block(pv, pc, cmd, a);
+	if (st == PVPERF_ST_PENDING) {
+		/* the device forgot the block: the next sync registers it */
+		pc->block_ready = false;
+		return PVPERF_ST_NODEV;
+	}
+	return st;
+}
+
+/*
+ * Make the record of shared @slot current. Inside perf's bracket, the
+ * first call reads every shared slot of the CPU (one exit) and the later
+ * ones use those records; outside, it reads @slot (one exit).
+ */
+static bool pvperf_shared_sync(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			       u32 slot)
+{
+	struct pvperf_bracket *b = this_cpu_ptr(&pvperf_bracket);
+	struct pvperf_args a = { .vcpu = PVPERF_VCPU_SELF };
+
+	if (b->open && pc->fresh_gen == b->gen)
+		return true;
+	a.mask = b->open ? pc->sused : BIT_ULL(slot);
+	if (pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) != PVPERF_ST_OK)
+		return false;
+	if (b->open)
+		pc->fresh_gen = b->gen;
+	return true;
+}
+
+/*
+ * Bring a shared event's count up to its slot's record; from there it
+ * counts on if @counting. Host counts only grow: a record below the last
+ * one seen (a reset slot) starts the deltas again.
+ */
+static void pvperf_shared_update(struct pvperf_cpu *pc,
+				 struct perf_event *event, bool counting)
+{
+	struct pvperf_event *pe = to_pe(event);
+	struct hw_perf_event *hwc = &event->hw;
+	struct pvperf_snap now;
+	u64 prev = local64_read(&hwc->prev_count);
+
+	if (!pe->sslot || !pv_read_record(pc, pe->sslot - 1, &now) ||
+	    !(now.flags & PVPERF_SLOT_OPEN)) {
+		pe->based = false;
+		return;
+	}
+	if (pe->based && now.count >= prev)
+		local64_add(now.count - prev, &event->count);
+	local64_set(&hwc->prev_count, now.count);
+	pe->based = counting;
+}
+
+/* The shared slot of entry @idx on this CPU, opened if needed; or -errno */
+static int pvperf_shared_get(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			     u32 idx)
+{
+	u64 all = GENMASK_ULL(pv->slots_per_vcpu - 1, 0), free;
+	struct pvperf_args a = {
+		.vcpu = PVPERF_VCPU_SELF, .event = idx,
+		.group = PVPERF_NO_GROUP, .flags = PVPERF_OPEN_ENABLED,
+	};
+	u32 st;
+
+	lockdep_assert_held(&pc->lock);
+	if (pc->shared[idx])
+		return pc->shared[idx] - 1;
+	free = all & ~(pc->used | pc->sused);
+	if (!free)
+		return -ENOSPC;
+	a.slot = __ffs64(free);
+	st = pv_cmd_cpu(pv, pc, PVPERF_CMD_OPEN, &a);
+	if (st != PVPERF_ST_OK)
+		return pv_errno(st);
+	pc->sused |= BIT_ULL(a.slot);
+	pc->shared[idx] = a.slot + 1;
+	return a.slot;
+}
+
+static void pvperf_shared_start(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+				struct perf_event *event)
+{
+	struct pvperf_event *pe = to_pe(event);
+
+	if (!(event->hw.state & PERF_HES_STOPPED))
+		return;
+	event->hw.state = 0;
+	pe->based = false;
+	if (pe->sslot && pvperf_shared_sync(pv, pc, pe->sslot - 1))
+		pvperf_shared_update(pc, event, true);
+}
+
+static void pvperf_shared_stop(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			       struct perf_event *event)
+{
+	struct pvperf_event *pe = to_pe(event);
+
+	if (event->hw.state & PERF_HES_STOPPED)
+		return;
+	event->hw.state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
+	if (pe->sslot && pe->based && pvperf_shared_sync(pv, pc, pe->sslot - 1))
+		pvperf_shared_update(pc, event, false);
+	pe->based = false;
+}
+
+static int pvperf_shared_add(struct pvperf_dev *pv, struct perf_event *event,
+			     int flags)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	struct pvperf_event *pe = to_pe(event);
+	u32 idx = event->attr.config;
+	unsigned long irqflags;
+	int slot;
+
+	raw_spin_lock_irqsave(&pc->lock, irqflags);
+	slot = pvperf_shared_get(pv, pc, idx);
+	if (slot < 0 && slot != -ENODEV) {
+		raw_spin_unlock_irqrestore(&pc->lock, irqflags);
+		return slot;
+	}
+	/* without the device now: it counts once the CPU is synced */
+	pe->sslot = slot >= 0 ? slot + 1 : 0;
+	if (pe->sslot)
+		pc->srefs[idx]++;
+	list_add(&pe->snode, &pc->sactive);
+	event->hw.idx = -1;
+	event->hw.state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
+	pe->based = false;
+	if (flags & PERF_EF_START)
+		pvperf_shared_start(pv, pc, event);
+	raw_spin_unlock_irqrestore(&pc->lock, irqflags);
+	return 0;
+}
+
+static void pvperf_shared_del(struct pvperf_dev *pv, struct perf_event *event)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	struct pvperf_event *pe = to_pe(event);
+	unsigned long irqflags;
+
+	raw_spin_lock_irqsave(&pc->lock, irqflags);
+	pvperf_shared_stop(pv, pc, event);
+	list_del(&pe->snode);
+	if (pe->sslot)
+		pc->srefs[event->attr.config]--;
+	pe->sslot = 0;
+	raw_spin_unlock_irqrestore(&pc->lock, irqflags);
+}
+
+/*
+ * The last shared-slot event of entry @idx is gone: close the entry's
+ * shared slots on every CPU that no event uses any more (one that came
+ * meanwhile keeps its slot). Any CPU, process context.
+ */
+static void pvperf_shared_release(struct pvperf_dev *pv, u32 idx)
+{
+	unsigned long flags;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+		u32 slot;
+
+		raw_spin_lock_irqsave(&pv->lock, flags);
+		raw_spin_lock(&pc->lock);
+		if (!pc->shared[idx] || pc->srefs[idx] ||
+		    atomic_read(&pvperf_entry_events[idx]))
+			goto next;
+		slot = pc->shared[idx] - 1;
+		pc->shared[idx] = 0;
+		pc->sused &= ~BIT_ULL(slot);
+		if (pv->state == PVPERF_LIVE) {
+			/* the CPU may be offline: name its vCPU explicitly */
+			pv_close_locked(pv, pc->vcpu, slot);
+		} else if (pv->state == PVPERF_PAUSED) {
+			/* closed when the device is back, unless it was reset */
+			pc->used |= BIT_ULL(slot);
+			pc->zombie |= BIT_ULL(slot);
+		}
+next:
+		raw_spin_unlock(&pc->lock);
+		raw_spin_unlock_irqrestore(&pv->lock, flags);
+	}
+}
+
+/*
+ * This CPU's shared slots after a sync (page registered, pv->lock and
+ * pc->lock held, IRQs off): drop those the device closed without the
+ * driver knowing, open slots for the events added here without one, then
+ * start every running one's deltas from the records as they are now.
+ */
+static void pvperf_shared_resync(struct pvperf_dev *pv, struct pvperf_cpu *pc)
+{
+	struct pvperf_args a = { .vcpu = PVPERF_VCPU_SELF };
+	struct pvperf_event *pe;
+	struct pvperf_snap rec;
+	u32 idx;
+
+	for (idx = 0; idx < pvperf_nr_entries; idx++) {
+		u32 slot = pc->shared[idx] - 1;
+
+		if (!pc->shared[idx] || (pv_read_record(pc, slot, &rec) &&
+					 (rec.flags & PVPERF_SLOT_OPEN)))
+			continue;
+		pc->shared[idx] = 0;
+		pc->sused &= ~BIT_ULL(slot);
+		pc->srefs[idx] = 0;
+		list_for_each_entry(pe, &pc->sactive, snode)
+			if (pe->sslot == slot + 1)
+				pe->sslot = 0;
+	}
+	list_for_each_entry(pe, &pc->sactive, snode) {
+		int slot;
+
+		if (pe->sslot)
+			continue;
+		slot = pvperf_shared_get(pv, pc, pe->idx);
+		if (slot >= 0) {
+			pe->sslot = slot + 1;
+			pc->srefs[pe->idx]++;
+		}
+	}
+	a.mask = pc->sused;
+	if (a.mask)
+		pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a);
+	list_for_each_entry(pe, &pc->sactive, snode) {
+		pe->based = false;
+		if (!(pe->event->hw.state & PERF_HES_STOPPED))
+			pvperf_shared_update(pc, pe->event, true);
+	}
+}
+
+/*
+ * Before the device goes away or pauses (pc->lock held, IRQs off): bring
+ * the running shared events' counts up to now; they count again from
+ * the next sync.
+ */
+static void pvperf_shared_quiesce(struct pvperf_dev *pv, struct pvperf_cpu *pc)
+{
+	struct pvperf_args a = { .vcpu = PVPERF_VCPU_SELF, .mask = pc->sused };
+	struct pvperf_event *pe;
+
+	if (!a.mask || pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) != PVPERF_ST_OK)
+		return;
+	list_for_each_entry(pe, &pc->sactive, snode)
+		if (pe->based)
+			pvperf_shared_update(pc, pe->event, false);
+}
+
 /* Mask of the slots of events added and running on this CPU */
 static u64 pvperf_running_mask(struct pvperf_cpu *pc, u64 among)
 {
@@ -544,6 +850,7 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 	u32 st, slot;
 
 	raw_spin_lock_irqsave(&pv->lock, flags);
+	raw_spin_lock(&pc->lock);
 	if (pe->slot[cpu]) {
 		slot = pe->slot[cpu] - 1;
 		if (!pc->ready || !(pc->lost & BIT_ULL(slot)))
@@ -558,11 +865,12 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 		st = PVPERF_ST_NODEV;
 		goto out_st;
 	}
-	if (pc->used == all && pvperf_steal_slot(pv, pc, event) < 0) {
+	if ((pc->used | pc->sused) == all &&
+	    pvperf_steal_slot(pv, pc, event) < 0) {
 		st = PVPERF_ST_LIMIT;
 		goto out_st;
 	}
-	slot = __ffs64(~pc->used);
+	slot = __ffs64(~(pc->used | pc->sused));
 	st = pvperf_open_slot(pv, pc, event, slot);
 	if (st == PVPERF_ST_OK) {
 		pc->used |= BIT_ULL(slot);
@@ -570,9 +878,11 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 		pe->slot[cpu] = slot + 1;
 	}
 out_st:
+	raw_spin_unlock(&pc->lock);
 	raw_spin_unlock_irqrestore(&pv->lock, flags);
 	return st == PVPERF_ST_OK ? slot : pv_errno(st);
 out:
+	raw_spin_unlock(&pc->lock);
 	raw_spin_unlock_irqrestore(&pv->lock, flags);
 	return slot;
 }
@@ -610,6 +920,7 @@ static void pvperf_event_destroy(struct perf_event *event)
 
 		/* under the lock: another event may take the slot over */
 		raw_spin_lock_irqsave(&pv->lock, flags);
+		raw_spin_lock(&pc->lock);
 		if (!pe->slot[cpu])
 			goto next;
 		slot = pe->slot[cpu] - 1;
@@ -628,8 +939,12 @@ static void pvperf_event_destroy(struct perf_event *event)
 		}
 		pc->lost &= ~bit;
 next:
+		raw_spin_unlock(&pc->lock);
 		raw_spin_unlock_irqrestore(&pv->lock, flags);
 	}
+	if (pe->shared &&
+	    atomic_dec_and_test(&pvperf_entry_events[pe->idx]))
+		pvperf_shared_release(pv, pe->idx);
 	event->pmu_private = NULL;
 	kfree(pe);
 	pvperf_put(pv);
@@ -706,6 +1021,14 @@ static int pvperf_event_init(struct perf_event *event)
 	}
 
 	pe->pv = pv;
+	pe->event = event;
+	pe->idx = idx;
+	INIT_LIST_HEAD(&pe->snode);
+	/* a software or tracepoint entry counts on its CPU's shared slot */
+	pe->shared = pvperf_kind_shared(idx) &&
+		     (pv->features & PVPERF_F_CMD_BLOCK);
+	if (pe->shared)
+		atomic_inc(&pvperf_entry_events[idx]);
 	event->pmu_private = pe;
 	event->destroy = pvperf_event_destroy;
 	pvperf_pin(event);
@@ -726,6 +1049,16 @@ static void pvperf_read(struct perf_event *event)
 	 */
 	if (in_nmi())
 		return;
+	if (to_pe(event)->shared) {
+		unsigned long flags;
+
+		raw_spin_lock_irqsave(&pc->lock, flags);
+		if (!hwc->state && to_pe(event)->sslot &&
+		    pvperf_shared_sync(pv, pc, to_pe(event)->sslot - 1))
+			pvperf_shared_update(pc, event, true);
+		raw_spin_unlock_irqrestore(&pc->lock, flags);
+		return;
+	}
 	if (hwc->state || !pc->ready)
 		return;
 	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx)) ==
@@ -771,6 +1104,17 @@ static int pvperf_enable(struct perf_event *event)
 
 static void pvperf_start(struct perf_event *event, int flags)
 {
+	struct pvperf_dev *pv = to_pe(event)->pv;
+
+	if (to_pe(event)->shared) {
+		struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+		unsigned long irqflags;
+
+		raw_spin_lock_irqsave(&pc->lock, irqflags);
+		pvperf_shared_start(pv, pc, event);
+		raw_spin_unlock_irqrestore(&pc->lock, irqflags);
+		return;
+	}
 	/* only pvperf_add() can report a failure to perf */
 	pvperf_enable(event);
 }
@@ -782,6 +1126,14 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	struct hw_perf_event *hwc = &event->hw;
 	bool running = !hwc->state;
 
+	if (to_pe(event)->shared) {
+		unsigned long irqflags;
+
+		raw_spin_lock_irqsave(&pc->lock, irqflags);
+		pvperf_shared_stop(pv, pc, event);
+		raw_spin_unlock_irqrestore(&pc->lock, irqflags);
+		return;
+	}
 	if (hwc->state & PVPERF_HES_PENDING)
 		this_cpu_ptr(&pvperf_txn)->mask &= ~BIT_ULL(hwc->idx);
 	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
@@ -800,6 +1152,8 @@ static int pvperf_add(struct perf_event *event, int flags)
 	struct hw_perf_event *hwc = &event->hw;
 	int slot, ret;
 
+	if (to_pe(event)->shared)
+		return pvperf_shared_add(pv, event, flags);
 	slot = pvperf_get_slot(pv, event);
 	if (slot < 0)
 		return slot;
@@ -821,8 +1175,33 @@ static void pvperf_del(struct perf_event *event, int flags)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 
+	if (to_pe(event)->shared) {
+		pvperf_shared_del(pv, event);
+		return;
+	}
 	pvperf_stop(event, PERF_EF_UPDATE);
 	pc->active[event->hw.idx] = NULL;
+}
+
+/*
+ * perf's bracket around scheduling a context in or out (and around a
+ * context swap between two tasks of one inherited tree): the shared-slot
+ * events inside it take their counts from one READ. Before Linux 6.2 perf
+ * calls the bracket of the PMU that created the task context only, so a
+ * context that another software PMU created gets no bracket, and each
+ * shared-slot operation costs its own exit.
+ */
+static void pvperf_pmu_disable(struct pmu *pmu)
+{
+	struct pvperf_bracket *b = this_cpu_ptr(&pvperf_bracket);
+
+	b->open = true;
+	b->gen++;
+}
+
+static void pvperf_pmu_enable(struct pmu *pmu)
+{
+	this_cpu_ptr(&pvperf_bracket)->open = false;
 }
 
 /*
@@ -1042,6 +1421,7 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 	if (!pc->page)
 		return PVPERF_ST_NODEV;
 	raw_spin_lock(&pv->lock);
+	raw_spin_lock(&pc->lock);
 	/* the command block first, so that what follows costs one exit each */
 	if (pc->block && !pc->block_ready &&
 	    pv_set_block_locked(pv, PVPERF_VCPU_SELF, pc->block_dma) ==
@@ -1085,7 +1465,9 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 		st = PVPERF_ST_HOST_ERROR;
 	}
 	pc->ready = true;
+	pvperf_shared_resync(pv, pc);
 unlock:
+	raw_spin_unlock(&pc->lock);
 	raw_spin_unlock(&pv->lock);
 	/*
 	 * Whatever ENABLE said, the records now hold what the slots count
@@ -1116,8 +1498,10 @@ static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
 	lockdep_assert_irqs_disabled();
 	if (!pc->ready)
 		return;
-	pc->ready = false;
 	raw_spin_lock(&pv->lock);
+	raw_spin_lock(&pc->lock);
+	pvperf_shared_quiesce(pv, pc);
+	pc->ready = false;
 	running = pvperf_running_mask(pc, pc->used & ~pc->lost);
 	st = running ? pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE,
 					  PVPERF_VCPU_SELF, running) :
@@ -1128,6 +1512,7 @@ static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
 			pv_set_block_locked(pv, pc->vcpu, 0);
 		pc->block_ready = false;
 	}
+	raw_spin_unlock(&pc->lock);
 	raw_spin_unlock(&pv->lock);
 	if (st != PVPERF_ST_OK)
 		return;
@@ -1234,19 +1619,28 @@ static void pvperf_restart(struct pvperf_dev *pv, bool reset)
 	pv->state = PVPERF_LIVE;
 	for_each_possible_cpu(cpu) {
 		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+		struct pvperf_event *pe;
 		u64 m;
 
+		raw_spin_lock(&pc->lock);
 		if (reset) {
 			pc->used &= ~pc->zombie;
 			pc->lost = pc->used;
 			closed += hweight64(pc->lost);
 			pc->block_ready = false;	/* forgotten too */
+			/* so are the shared slots: the sync opens them again */
+			pc->sused = 0;
+			memset(pc->shared, 0, sizeof(pc->shared));
+			memset(pc->srefs, 0, sizeof(pc->srefs));
+			list_for_each_entry(pe, &pc->sactive, snode)
+				pe->sslot = 0;
 		} else {
 			for (m = pc->zombie; m; m &= m - 1)
 				pv_close_locked(pv, pc->vcpu, __ffs64(m));
 			pc->used &= ~pc->zombie;
 		}
 		pc->zombie = 0;
+		raw_spin_unlock(&pc->lock);
 	}
 	raw_spin_unlock_irqrestore(&pv->lock, flags);
 
@@ -1337,6 +1731,8 @@ static struct pmu pvperf_pmu = {
 	.task_ctx_nr	= perf_sw_context,
 	.attr_groups	= pvperf_attr_groups,
 	.event_init	= pvperf_event_init,
+	.pmu_enable	= pvperf_pmu_enable,
+	.pmu_disable	= pvperf_pmu_disable,
 	.add		= pvperf_add,
 	.del		= pvperf_del,
 	.start		= pvperf_start,
@@ -1422,8 +1818,13 @@ static int pvperf_setup(struct pci_dev *pdev)
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	for_each_possible_cpu(cpu)
-		per_cpu_ptr(pv->cpu, cpu)->vcpu = PVPERF_VCPU_INVALID;
+	for_each_possible_cpu(cpu) {
+		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+
+		pc->vcpu = PVPERF_VCPU_INVALID;
+		raw_spin_lock_init(&pc->lock);
+		INIT_LIST_HEAD(&pc->sactive);
+	}
 
 	/* registers the page of each online CPU, on that CPU */
 	ret = cpuhp_state_add_instance(pvperf_hp_state, &pv->node);

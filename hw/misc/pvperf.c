@@ -1432,7 +1432,7 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
     if (!vc || !vc->block) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u has no command block\n",
                       __func__, self);
-        return PVPERF_ST_NO_BLOCK;
+        return PVPERF_ST_BAD_ADDRESS;
     }
     gpa = vc->block;
     status = pvperf_page_check(s, gpa, &why);
@@ -1490,7 +1490,7 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
     }
     hdr->status = cpu_to_le32(status);
     hdr->done = cpu_to_le32(done);
-    s->host_errno = err;
+    s->host_errno = err;                /* for the trace; restored after */
     /* checked again: the write must not reach anything but plain RAM */
     len = PVPERF_BLOCK_ENTRY_OFFSET(nr);
     if (pvperf_page_check(s, gpa, &why) ||
@@ -1504,9 +1504,16 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
 
 static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
 {
+    uint32_t host_errno = s->host_errno;
     PVPerfArgs a;
 
     pvperf_reg_args(s, &a);
+    if (cmd == PVPERF_CMD_RUN) {
+        /* RUN touches no register: other vCPUs may be using them */
+        pvperf_command(s, cmd, &a, false);
+        s->host_errno = host_errno;
+        return;
+    }
     s->status = pvperf_command(s, cmd, &a, false);
 }
 

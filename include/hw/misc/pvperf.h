@@ -142,8 +142,7 @@ enum pvperf_status {
     PVPERF_ST_BAD_ADDRESS       = 13,
     PVPERF_ST_NO_BUS_MASTER     = 14,
     PVPERF_ST_HOST_ERROR        = 15,
-    PVPERF_ST_NO_BLOCK          = 16, /* 1.1: RUN without a command block */
-    PVPERF_ST_NOT_RUN           = 17, /* 1.1: entry after a failed one */
+    PVPERF_ST_NOT_RUN           = 16, /* 1.1: entry after a failed one */
 };
 
 /* 1.1: what a guest puts in a block's status before RUN; never a status */
