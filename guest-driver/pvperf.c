@@ -40,13 +40,26 @@
  * the doorbell: one exit per command, where the registers cost up to nine
  * (arguments, doorbell, STATUS). Devices of ABI 1.0 get the registers.
  *
- * Locking. pv->lock (raw, IRQs off) covers the command registers and the
- * doorbell, each CPU's use of its command block, the device state, and each CPU's slot ownership (used, lost,
- * zombie, owner[], vcpu, and the events' slot[]). The rest of a CPU's
- * state (ready, active[], and the per-CPU transaction) belongs to that CPU
- * and is only touched there with IRQs off: in perf's callbacks, cpuhp
- * callbacks and IPIs. ->read may also come from NMI, and then touches
- * nothing.
+ * Locking. pv->lock (raw, IRQs off) covers the command registers, the
+ * device state and the reference count. Each CPU's pc->lock (raw, IRQs
+ * off, taken after pv->lock where both are) covers that CPU's slots: the
+ * owned ones (used, lost, zombie, owner[], vcpu, and the events' slot[]),
+ * the shared ones (sused, shared[], srefs[], sactive and the shared
+ * events' fields) and block_ready. The shared-slot path (software events
+ * and tracepoints) takes only its own CPU's pc->lock, and uses only its
+ * own CPU's command block, so CPUs switching contexts do not wait for
+ * each other; another CPU takes it only to close a shared slot when the
+ * last event of its entry is destroyed, or after a reset. The rest of a
+ * CPU's state (ready, active[], the per-CPU transaction and bracket, the
+ * use of its command block) belongs to that CPU and is only touched there
+ * with IRQs off: in perf's callbacks, cpuhp callbacks and IPIs. ->read may
+ * also come from NMI, and then touches nothing; elsewhere it only tries
+ * the locks (a BPF program may read an event on a CPU that holds them).
+ *
+ * Shared slots. Software events and tracepoints (never multiplexed by the
+ * host) count the deltas of one slot per CPU and catalog entry, kept open
+ * and enabled while events of that entry exist: no host event per task or
+ * per forked child, and no limit on the tasks counted at once.
  */
 #include <linux/bitops.h>
 #include <linux/cpu.h>
@@ -153,6 +166,8 @@ struct pvperf_dev {
 	u32 slots_per_vcpu;
 	struct pvperf_cpu __percpu *cpu;
 	struct hlist_node node;		/* cpuhp instance */
+	/* shared-slot events of this device in existence, per catalog entry */
+	atomic_t entry_events[PVPERF_CATALOG_MAX];
 };
 
 /* Per event: the device, the times of the last read, a slot per CPU */
@@ -191,8 +206,6 @@ struct pvperf_bracket {
 };
 static DEFINE_PER_CPU(struct pvperf_bracket, pvperf_bracket);
 
-/* Shared-slot events in existence, per catalog entry */
-static atomic_t pvperf_entry_events[PVPERF_CATALOG_MAX];
 
 /*
  * The PMU's catalog and its sysfs events/: read from the first device,
@@ -520,6 +533,11 @@ static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
 	u32 st;
 
 	lockdep_assert_held(&pc->lock);
+	/*
+	 * pc->ready stands for pv->state here: pause and remove clear it on
+	 * every CPU (pvperf_cpu_quiesce, with IRQs off there) before they
+	 * change the state, and only a sync on this CPU sets it again.
+	 */
 	if (!pc->ready || !pc->block_ready)
 		return PVPERF_ST_NODEV;
 	st = pv_run_block(pv, pc, cmd, a);
@@ -544,12 +562,16 @@ static bool pvperf_shared_sync(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 
 	if (b->open && pc->fresh_gen == b->gen)
 		return true;
-	a.mask = b->open ? pc->sused : BIT_ULL(slot);
-	if (pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) != PVPERF_ST_OK)
-		return false;
-	if (b->open)
-		pc->fresh_gen = b->gen;
-	return true;
+	if (b->open) {
+		a.mask = pc->sused;
+		if (pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) == PVPERF_ST_OK) {
+			pc->fresh_gen = b->gen;
+			return true;
+		}
+		/* one bad slot fails the whole mask: read this one alone */
+	}
+	a.mask = BIT_ULL(slot);
+	return pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) == PVPERF_ST_OK;
 }
 
 /*
@@ -639,11 +661,16 @@ static int pvperf_shared_add(struct pvperf_dev *pv, struct perf_event *event,
 
 	raw_spin_lock_irqsave(&pc->lock, irqflags);
 	slot = pvperf_shared_get(pv, pc, idx);
-	if (slot < 0 && slot != -ENODEV) {
+	/*
+	 * Without the device now (paused, or the CPU not set up yet) the
+	 * event counts once the CPU is synced; but a CPU that is set up and
+	 * cannot run commands (no command block) fails the add, so that perf
+	 * shows the event not counted rather than counting 0.
+	 */
+	if (slot < 0 && (slot != -ENODEV || pc->ready)) {
 		raw_spin_unlock_irqrestore(&pc->lock, irqflags);
 		return slot;
 	}
-	/* without the device now: it counts once the CPU is synced */
 	pe->sslot = slot >= 0 ? slot + 1 : 0;
 	if (pe->sslot)
 		pc->srefs[idx]++;
@@ -689,7 +716,7 @@ static void pvperf_shared_release(struct pvperf_dev *pv, u32 idx)
 		raw_spin_lock_irqsave(&pv->lock, flags);
 		raw_spin_lock(&pc->lock);
 		if (!pc->shared[idx] || pc->srefs[idx] ||
-		    atomic_read(&pvperf_entry_events[idx]))
+		    atomic_read(&pv->entry_events[idx]))
 			goto next;
 		slot = pc->shared[idx] - 1;
 		pc->shared[idx] = 0;
@@ -724,8 +751,9 @@ static void pvperf_shared_resync(struct pvperf_dev *pv, struct pvperf_cpu *pc)
 	for (idx = 0; idx < pvperf_nr_entries; idx++) {
 		u32 slot = pc->shared[idx] - 1;
 
-		if (!pc->shared[idx] || (pv_read_record(pc, slot, &rec) &&
-					 (rec.flags & PVPERF_SLOT_OPEN)))
+		/* an unreadable record says nothing: keep the slot */
+		if (!pc->shared[idx] || !pv_read_record(pc, slot, &rec) ||
+		    (rec.flags & PVPERF_SLOT_OPEN))
 			continue;
 		pc->shared[idx] = 0;
 		pc->sused &= ~BIT_ULL(slot);
@@ -818,6 +846,20 @@ static int pvperf_steal_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 		pc->owner[slot] = NULL;
 		pc->used &= ~BIT_ULL(slot);
 		pc->lost &= ~BIT_ULL(slot);
+		return slot;
+	}
+	/* a shared slot that no event added here uses: opened again on use */
+	lockdep_assert_held(&pc->lock);
+	for (m = 0; m < pvperf_nr_entries; m++) {
+		u32 slot = pc->shared[m] - 1, st;
+
+		if (!pc->shared[m] || pc->srefs[m])
+			continue;
+		st = pv_close_locked(pv, pc->vcpu, slot);
+		if (st != PVPERF_ST_OK && st != PVPERF_ST_SLOT_FREE)
+			continue;
+		pc->shared[m] = 0;
+		pc->sused &= ~BIT_ULL(slot);
 		return slot;
 	}
 	return -1;
@@ -943,7 +985,7 @@ next:
 		raw_spin_unlock_irqrestore(&pv->lock, flags);
 	}
 	if (pe->shared &&
-	    atomic_dec_and_test(&pvperf_entry_events[pe->idx]))
+	    atomic_dec_and_test(&pv->entry_events[pe->idx]))
 		pvperf_shared_release(pv, pe->idx);
 	event->pmu_private = NULL;
 	kfree(pe);
@@ -1028,7 +1070,7 @@ static int pvperf_event_init(struct perf_event *event)
 	pe->shared = pvperf_kind_shared(idx) &&
 		     (pv->features & PVPERF_F_CMD_BLOCK);
 	if (pe->shared)
-		atomic_inc(&pvperf_entry_events[idx]);
+		atomic_inc(&pv->entry_events[idx]);
 	event->pmu_private = pe;
 	event->destroy = pvperf_event_destroy;
 	pvperf_pin(event);
@@ -1052,7 +1094,12 @@ static void pvperf_read(struct perf_event *event)
 	if (to_pe(event)->shared) {
 		unsigned long flags;
 
-		raw_spin_lock_irqsave(&pc->lock, flags);
+		/*
+		 * A BPF program (perf_event_read_local) may run on this CPU
+		 * while it holds the lock: then the count stays as it is.
+		 */
+		if (!raw_spin_trylock_irqsave(&pc->lock, flags))
+			return;
 		if (!hwc->state && to_pe(event)->sslot &&
 		    pvperf_shared_sync(pv, pc, to_pe(event)->sslot - 1))
 			pvperf_shared_update(pc, event, true);
@@ -1061,9 +1108,18 @@ static void pvperf_read(struct perf_event *event)
 	}
 	if (hwc->state || !pc->ready)
 		return;
-	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx)) ==
-	    PVPERF_ST_OK)
-		pvperf_update(event, pc);
+	{
+		unsigned long flags;
+		u32 st;
+
+		if (!raw_spin_trylock_irqsave(&pv->lock, flags))
+			return;		/* as above */
+		st = pv_mask_cmd_locked(pv, PVPERF_CMD_READ, PVPERF_VCPU_SELF,
+					BIT_ULL(hwc->idx));
+		raw_spin_unlock_irqrestore(&pv->lock, flags);
+		if (st == PVPERF_ST_OK)
+			pvperf_update(event, pc);
+	}
 }
 
 /*
@@ -1186,10 +1242,12 @@ static void pvperf_del(struct perf_event *event, int flags)
 /*
  * perf's bracket around scheduling a context in or out (and around a
  * context swap between two tasks of one inherited tree): the shared-slot
- * events inside it take their counts from one READ. Before Linux 6.2 perf
- * calls the bracket of the PMU that created the task context only, so a
- * context that another software PMU created gets no bracket, and each
- * shared-slot operation costs its own exit.
+ * events inside it take their counts from one READ. From Linux 6.2 perf
+ * brackets each PMU's part of a context. Before, it brackets with the
+ * context's PMU: all perf_sw_context PMUs share the software PMU's
+ * per-CPU context, and a task context's PMU becomes the software PMU when
+ * the task is first scheduled in with it, so pvperf's bracket practically
+ * never runs there, and each shared-slot start and stop is its own exit.
  */
 static void pvperf_pmu_disable(struct pmu *pmu)
 {

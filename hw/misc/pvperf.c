@@ -1342,6 +1342,29 @@ static uint32_t pvperf_cmd_set_block(PVPerfState *s, const PVPerfArgs *a)
 static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self);
 
 /*
+ * What an entry of a command block costs the host, in slots (docs: "Command
+ * block"): the slots a mask command names, a whole page of records for
+ * SET_PAGE, 1 for the rest. A RUN may spend PVPERF_BLOCK_BUDGET_SLOTS *
+ * SLOTS_PER_VCPU, so that one exit holds the BQL for at most a few mask
+ * commands' worth of host system calls.
+ */
+static uint32_t pvperf_entry_cost(PVPerfState *s, uint32_t cmd,
+                                  const PVPerfArgs *a)
+{
+    switch (cmd) {
+    case PVPERF_CMD_ENABLE:
+    case PVPERF_CMD_DISABLE:
+    case PVPERF_CMD_READ:
+    case PVPERF_CMD_ACK_OVERFLOW:
+        return MAX(ctpop64(a->mask), 1);
+    case PVPERF_CMD_SET_PAGE:
+        return s->slots_per_vcpu;
+    default:
+        return 1;
+    }
+}
+
+/*
  * Run one command, from the registers or from a command block entry
  * (@in_block: RESET, SET_BLOCK and RUN are not allowed there). Returns
  * its status; s->host_errno is its errno (0 unless HOST_ERROR).
@@ -1424,6 +1447,7 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
     struct pvperf_block_header *hdr = (void *)s->run_buf;
     PVPerfVcpu *vc = self < s->nr_vcpus ? pvperf_vcpu_get(s, self) : NULL;
     uint32_t nr, status = PVPERF_ST_OK, done = 0;
+    uint32_t budget = PVPERF_BLOCK_BUDGET_SLOTS * s->slots_per_vcpu;
     int err = 0;
     const char *why;
     uint64_t gpa;
@@ -1471,12 +1495,21 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
             .period = le64_to_cpu(e->period),
             .self = self,
         };
-        uint32_t st = PVPERF_ST_NOT_RUN;
+        uint32_t st = PVPERF_ST_NOT_RUN, cmd = le32_to_cpu(e->cmd);
+        uint32_t cost = pvperf_entry_cost(s, cmd, &a);
 
         s->host_errno = 0;
-        if (status == PVPERF_ST_OK) {
+        if (status == PVPERF_ST_OK && cost > budget) {
+            qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: entry %u (%s) "
+                          "would cost %u slots, %u left of the block's "
+                          "budget\n", __func__, self, i,
+                          pvperf_cmd_name(cmd), cost, budget);
+            status = st = PVPERF_ST_BUDGET;
+            s->failed++;
+        } else if (status == PVPERF_ST_OK) {
+            budget -= cost;
             s->block_entries++;
-            st = pvperf_command(s, le32_to_cpu(e->cmd), &a, true);
+            st = pvperf_command(s, cmd, &a, true);
             if (st == PVPERF_ST_OK) {
                 done++;
             } else {
@@ -2044,6 +2077,16 @@ static int pvperf_load_pages(PVPerfState *s, const uint64_t *addrs,
     return 0;
 }
 
+/* Nothing of an earlier, failed load may be taken for this one's */
+static int pvperf_pre_load(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    g_clear_pointer(&s->mig_pages, g_free);
+    g_clear_pointer(&s->mig_blocks, g_free);
+    return 0;
+}
+
 static int pvperf_post_load(void *opaque, int version_id)
 {
     PVPerfState *s = opaque;
@@ -2105,6 +2148,7 @@ static const VMStateDescription vmstate_pvperf = {
     .minimum_version_id = 2,
     .pre_save = pvperf_pre_save,
     .post_save = pvperf_post_save,
+    .pre_load = pvperf_pre_load,
     .post_load = pvperf_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, PVPerfState),

@@ -1957,6 +1957,68 @@ static void test_block_errors(void)
     fixture_stop(&f);
 }
 
+/*
+ * One RUN may not make the host work without bound: its entries cost the
+ * slots they touch, at most PVPERF_BLOCK_BUDGET_SLOTS * SLOTS_PER_VCPU.
+ */
+static void test_block_budget(void)
+{
+    Entry e[PVPERF_BLOCK_ENTRIES];
+    Fixture f;
+    int64_t t0, t1;
+
+    fixture_start(&f, "slots-per-vcpu=8", "-m 64");
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    for (uint32_t n = 0; n < 8; n++) {
+        g_assert_cmpuint(open_slot(&f, 0, n, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                                   PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    }
+    g_assert_cmpuint(set_block(&f, 0, BLOCK_GPA), ==, PVPERF_ST_OK);
+    /* budget 4 * 8 = 32: four READs of 8 slots, not five */
+    for (int i = 0; i < 6; i++) {
+        e[i] = (Entry)E_SELF(PVPERF_CMD_READ, .mask = 0xff);
+    }
+    block_write(&f, BLOCK_GPA, e, 6);
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_BUDGET);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 4);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 3), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 4), ==, PVPERF_ST_BUDGET);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 5), ==, PVPERF_ST_NOT_RUN);
+    assert_logged(&f, "would cost 8 slots, 0 left of the block's budget");
+    /* SET_PAGE costs a page of records (8), the others 1 */
+    e[0] = (Entry)E_SELF(PVPERF_CMD_SET_PAGE, .addr = PAGE_GPA);
+    for (int i = 1; i < 26; i++) {
+        e[i] = (Entry)E_SELF(PVPERF_CMD_NOP);
+    }
+    block_write(&f, BLOCK_GPA, e, 26);
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_BUDGET);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 25);
+    fixture_stop(&f);
+
+    /* the worst a block can do with 64 slots open, timed for the docs */
+    fixture_start(&f, NULL, "-m 64");
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    for (uint32_t n = 0; n < 64; n++) {
+        g_assert_cmpuint(open_slot(&f, 0, n, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                                   PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    }
+    g_assert_cmpuint(set_block(&f, 0, BLOCK_GPA), ==, PVPERF_ST_OK);
+    for (int i = 0; i < PVPERF_BLOCK_ENTRIES; i++) {
+        e[i] = (Entry)E_SELF(PVPERF_CMD_READ, .mask = UINT64_MAX);
+    }
+    block_write(&f, BLOCK_GPA, e, PVPERF_BLOCK_ENTRIES);
+    t0 = g_get_monotonic_time();
+    run_io(&f);
+    t1 = g_get_monotonic_time();
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, PVPERF_BLOCK_BUDGET_SLOTS);
+    g_test_message("RUN of %d READs of 64 slots: %d ran, %" PRId64 " us "
+                   "(qtest round trip included)", PVPERF_BLOCK_ENTRIES,
+                   PVPERF_BLOCK_BUDGET_SLOTS, t1 - t0);
+    fixture_stop(&f);
+}
+
 /* Open slots never migrate silently ------------------------------------ */
 
 static const char *run_state(QTestState *qts)
@@ -2185,6 +2247,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/vcpu-hotplug", test_vcpu_hotplug);
     qtest_add_func("/pvperf/block/run", test_block_run);
     qtest_add_func("/pvperf/block/errors", test_block_errors);
+    qtest_add_func("/pvperf/block/budget", test_block_budget);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);

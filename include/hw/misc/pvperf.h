@@ -143,6 +143,7 @@ enum pvperf_status {
     PVPERF_ST_NO_BUS_MASTER     = 14,
     PVPERF_ST_HOST_ERROR        = 15,
     PVPERF_ST_NOT_RUN           = 16, /* 1.1: entry after a failed one */
+    PVPERF_ST_BUDGET            = 17, /* 1.1: the block's work budget */
 };
 
 /* 1.1: what a guest puts in a block's status before RUN; never a status */
@@ -192,6 +193,8 @@ struct pvperf_slot_record {
  */
 #define PVPERF_BLOCK_SIZE           4096
 #define PVPERF_BLOCK_ENTRIES        63
+/* Work one RUN may do, in slots: this times SLOTS_PER_VCPU */
+#define PVPERF_BLOCK_BUDGET_SLOTS   4
 
 struct pvperf_block_header {
     uint32_t nr;                /* guest: entries to run, 0..63 */
