@@ -6,7 +6,8 @@
 #   make check    ... and run every test; ends with "N passed, N failed"
 #   make check-asan   only the qtests on an AddressSanitizer+UBSan build
 #   make e2e      only the end-to-end tests in a booted Linux guest
-#   make bench    benchmarks: what a guest command costs the host and its
+#   make bench    benchmarks: the cost of one exit of each kind under KVM
+#                 (bare guest); what a guest command costs the host and its
 #                 main loop; query-pvperf with 1,024 open slots
 #   make fuzz     QEMU's generic-fuzz (libFuzzer, ASan, UBSan) on pvperf;
 #                 FUZZ_RUNS=N executions (default 1000000)
@@ -37,7 +38,8 @@ e2e: build
 	@scripts/run-tests.sh e2e
 
 bench: build
-	@scripts/bench-commands --refresh && scripts/bench-query
+	@scripts/kvm-bare-tests --bench && scripts/bench-commands --refresh && \
+		scripts/bench-query
 
 fuzz: setup
 	@scripts/fuzz.sh

@@ -3,7 +3,8 @@
 # Run pvperf's tests and print one closing line "N passed, N failed,
 # N skipped". Exit status is non-zero when anything failed.
 #
-#   run-tests.sh [suite...]  suites: abi patches qtest demo e2e asan (default: all)
+#   run-tests.sh [suite...]  suites: abi patches qtest demo kvm e2e asan
+#                            (default: all)
 #   PVPERF_QEMU_BUILD=dir       the QEMU build to test (default build/qemu)
 set -uo pipefail
 
@@ -156,8 +157,27 @@ suite_e2e() {
     fi
 }
 
+suite_kvm() {
+    # A bare 32-bit guest drives the device from a real KVM vCPU (this
+    # host's KVM cannot boot Linux, but runs it); skipped without /dev/kvm.
+    local log="$logdir/kvm-bare.log" line
+    scripts/kvm-bare-tests > "$log" 2>&1
+    local rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+        "PASS "*) pass "${line#PASS }" ;;
+        "FAIL "*) fail "${line#FAIL }" ;;
+        "SKIP "*) skip "${line#SKIP }" ;;
+        esac
+    done < "$log"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+        fail "kvm: scripts/kvm-bare-tests exited $rc (log: $log)"
+        tail -20 "$log" | sed 's/^/    /'
+    fi
+}
+
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(abi patches qtest demo e2e asan)
+[ ${#suites[@]} -gt 0 ] || suites=(abi patches qtest demo kvm e2e asan)
 for s in "${suites[@]}"; do
     "suite_$s"
 done

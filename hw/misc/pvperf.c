@@ -1460,7 +1460,9 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
     }
     gpa = vc->block;
     status = pvperf_page_check(s, gpa, &why);
-    if (status || pci_dma_read(pdev, gpa, hdr, sizeof(*hdr)) != MEMTX_OK) {
+    /* the header and the first entry in one read: most blocks hold one */
+    if (status || pci_dma_read(pdev, gpa, hdr, PVPERF_BLOCK_ENTRY_OFFSET(1))
+        != MEMTX_OK) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: command block 0x%"
                       PRIx64 " %s\n", __func__, self, gpa,
                       status ? why : "could not be read");
@@ -1473,8 +1475,10 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
                       PVPERF_BLOCK_ENTRIES);
         status = PVPERF_ST_BAD_ARG;
         nr = 0;
-    } else if (nr && pci_dma_read(pdev, gpa + sizeof(*hdr), hdr + 1,
-                                  nr * sizeof(struct pvperf_block_entry))
+    } else if (nr > 1 &&
+               pci_dma_read(pdev, gpa + PVPERF_BLOCK_ENTRY_OFFSET(1),
+                            s->run_buf + PVPERF_BLOCK_ENTRY_OFFSET(1),
+                            (nr - 1) * sizeof(struct pvperf_block_entry))
                != MEMTX_OK) {
         qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u: command block 0x%"
                       PRIx64 " could not be read\n", __func__, self, gpa);
