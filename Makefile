@@ -38,8 +38,8 @@ e2e: build
 	@scripts/run-tests.sh e2e
 
 bench: build
-	@scripts/kvm-bare-tests --bench && scripts/bench-commands --refresh && \
-		scripts/bench-query
+	@scripts/kvm-bare-tests --bench && scripts/bench-switch && \
+		scripts/bench-commands --refresh && scripts/bench-query
 
 fuzz: setup
 	@scripts/fuzz.sh
