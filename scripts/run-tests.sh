@@ -135,7 +135,7 @@ suite_demo() {
 
 suite_e2e() {
     # Boots Debian's kernel with -device pvperf and runs perf in it.
-    local log="$logdir/e2e.log" line
+    local log="$logdir/e2e.log"
     if ! scripts/guest-image.sh > "$logdir/guest-image.log" 2>&1; then
         fail "e2e/guest-image (log: $logdir/guest-image.log)"
         tail -20 "$logdir/guest-image.log" | sed 's/^/    /'
@@ -144,6 +144,13 @@ suite_e2e() {
     scripts/e2e-tests > "$log" 2>&1
     local rc=$?
     grep -v '^#   ' "$log" | grep '^#' || true
+    count_results "$log" $rc e2e scripts/e2e-tests
+}
+
+# count_results LOG RC NAME PROGRAM: count PROGRAM's PASS/FAIL/SKIP lines;
+# a non-zero exit without a FAIL line is a failure of its own
+count_results() {
+    local log=$1 rc=$2 line
     while IFS= read -r line; do
         case "$line" in
         "PASS "*) pass "${line#PASS }" ;;
@@ -151,8 +158,8 @@ suite_e2e() {
         "SKIP "*) skip "${line#SKIP }" ;;
         esac
     done < "$log"
-    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
-        fail "e2e: scripts/e2e-tests exited $rc (log: $log)"
+    if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+        fail "$3: $4 exited $rc (log: $log)"
         tail -20 "$log" | sed 's/^/    /'
     fi
 }
@@ -160,20 +167,9 @@ suite_e2e() {
 suite_kvm() {
     # A bare 32-bit guest drives the device from a real KVM vCPU (this
     # host's KVM cannot boot Linux, but runs it); skipped without /dev/kvm.
-    local log="$logdir/kvm-bare.log" line
+    local log="$logdir/kvm-bare.log"
     scripts/kvm-bare-tests > "$log" 2>&1
-    local rc=$?
-    while IFS= read -r line; do
-        case "$line" in
-        "PASS "*) pass "${line#PASS }" ;;
-        "FAIL "*) fail "${line#FAIL }" ;;
-        "SKIP "*) skip "${line#SKIP }" ;;
-        esac
-    done < "$log"
-    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
-        fail "kvm: scripts/kvm-bare-tests exited $rc (log: $log)"
-        tail -20 "$log" | sed 's/^/    /'
-    fi
+    count_results "$log" $? kvm scripts/kvm-bare-tests
 }
 
 suites=("$@")
