@@ -125,7 +125,7 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
 void hmp_info_pvperf(Monitor *mon, const QDict *qdict)
 {
     Error *err = NULL;
-    PvperfInfoList *list = qmp_query_pvperf(&err), *l;
+    PvperfInfoList *list = qmp_query_pvperf(NULL, false, false, &err), *l;
 
     if (hmp_handle_error(mon, err)) {
         return;

@@ -6,9 +6,14 @@
  */
 
 #include "qemu/osdep.h"
+#include "qapi/error.h"
 #include "qapi/qapi-commands-pvperf.h"
 
-PvperfInfoList *qmp_query_pvperf(Error **errp)
+PvperfInfoList *qmp_query_pvperf(const char *id, bool has_slots, bool slots,
+                                 Error **errp)
 {
+    if (id) {
+        error_setg(errp, "no pvperf device '%s'", id);
+    }
     return NULL;
 }

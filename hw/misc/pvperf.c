@@ -1768,7 +1768,7 @@ PVPERF_SAME_KIND(HW_CACHE);
 PVPERF_SAME_KIND(RAW);
 PVPERF_SAME_KIND(OTHER);
 
-static PvperfInfo *pvperf_query_info(PVPerfState *s)
+static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
 {
     PvperfInfo *info = g_new0(PvperfInfo, 1);
     DeviceState *dev = DEVICE(s);
@@ -1830,7 +1830,7 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
             b->writable = !pvperf_page_check(s, vc->block, &why);
             QAPI_LIST_APPEND(block_tail, b);
         }
-        for (uint64_t m = vc->open; m; m &= m - 1) {
+        for (uint64_t m = with_slots ? vc->open : 0; m; m &= m - 1) {
             uint32_t n = ctz64(m);
             const PVPerfSlot *sl = &vc->slot[n];
             PvperfSlot *o = g_new0(PvperfSlot, 1);
@@ -1885,23 +1885,45 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s)
     return info;
 }
 
+typedef struct PVPerfQuery {
+    PvperfInfoList **tail;
+    const char *id;             /* NULL: every device */
+    bool slots;
+    bool found;
+} PVPerfQuery;
+
 static int pvperf_query_one(Object *obj, void *opaque)
 {
-    PvperfInfoList ***tail = opaque;
+    PVPerfQuery *q = opaque;
+    g_autofree char *path = NULL;
 
     /* a device not (yet) realized has no slot table to show */
-    if (object_dynamic_cast(obj, TYPE_PVPERF) && DEVICE(obj)->realized) {
-        QAPI_LIST_APPEND(*tail, pvperf_query_info(PVPERF(obj)));
+    if (!object_dynamic_cast(obj, TYPE_PVPERF) || !DEVICE(obj)->realized) {
+        return 0;
     }
+    if (q->id) {
+        path = object_get_canonical_path(obj);
+        if (g_strcmp0(DEVICE(obj)->id, q->id) && g_strcmp0(path, q->id)) {
+            return 0;
+        }
+    }
+    q->found = true;
+    QAPI_LIST_APPEND(q->tail, pvperf_query_info(PVPERF(obj), q->slots));
     return 0;
 }
 
-PvperfInfoList *qmp_query_pvperf(Error **errp)
+PvperfInfoList *qmp_query_pvperf(const char *id, bool has_slots, bool slots,
+                                 Error **errp)
 {
-    PvperfInfoList *list = NULL, **tail = &list;
+    PvperfInfoList *list = NULL;
+    PVPerfQuery q = {
+        .tail = &list, .id = id, .slots = !has_slots || slots,
+    };
 
-    object_child_foreach_recursive(object_get_root(), pvperf_query_one,
-                                   &tail);
+    object_child_foreach_recursive(object_get_root(), pvperf_query_one, &q);
+    if (id && !q.found) {
+        error_setg(errp, "no pvperf device '%s'", id);
+    }
     return list;
 }
 

@@ -1174,6 +1174,56 @@ static QDict *list_at(QList *list, int idx)
     g_assert_not_reached();
 }
 
+/* query-pvperf's arguments: one device by id or QOM path; no slot list */
+static void test_qmp_arguments(void)
+{
+    Fixture f;
+    QDict *resp;
+    QList *list;
+    const char *path;
+
+    fixture_start(&f, NULL, "-m 64 -device pvperf,id=pvB,addr=05.0");
+    g_assert_cmpuint(open_slot(&f, 0, 3, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
+                     ==, PVPERF_ST_OK);
+    list = query(f.qts);
+    g_assert_cmpint(qlist_size(list), ==, 2);
+    qobject_unref(list);
+
+    resp = qtest_qmp(f.qts, "{'execute': 'query-pvperf', 'arguments': "
+                     "{'id': 'pvB'}}");
+    list = qdict_get_qlist(resp, "return");
+    g_assert_cmpint(qlist_size(list), ==, 1);
+    g_assert_cmpstr(qdict_get_str(list_at(list, 0), "id"), ==, "pvB");
+    path = qdict_get_str(list_at(list, 0), "qom-path");
+    g_assert_cmpstr(path, ==, "/machine/peripheral/pvB");
+    qobject_unref(resp);
+    resp = qtest_qmp(f.qts, "{'execute': 'query-pvperf', 'arguments': "
+                     "{'id': '/machine/peripheral/pvB'}}");
+    g_assert_cmpint(qlist_size(qdict_get_qlist(resp, "return")), ==, 1);
+    qobject_unref(resp);
+
+    resp = qtest_qmp(f.qts, "{'execute': 'query-pvperf', 'arguments': "
+                     "{'id': 'nope'}}");
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "no pvperf device 'nope'");
+    qobject_unref(resp);
+
+    /* the fixture's device (no id) has one slot open: counted, not listed */
+    resp = qtest_qmp(f.qts, "{'execute': 'query-pvperf', 'arguments': "
+                     "{'slots': false}}");
+    list = qdict_get_qlist(resp, "return");
+    for (int i = 0; i < 2; i++) {
+        QDict *info = list_at(list, i);
+
+        g_assert_cmpint(qlist_size(qdict_get_qlist(info, "slots")), ==, 0);
+        g_assert_cmpint(qdict_get_int(info, "open-slots"), ==,
+                        qdict_haskey(info, "id") ? 0 : 1);
+    }
+    qobject_unref(resp);
+    fixture_stop(&f);
+}
+
 static void test_qmp_no_device(void)
 {
     QTestState *qts = qtest_init("-machine pc");
@@ -2238,6 +2288,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/count/stress", test_count_stress);
     qtest_add_func("/pvperf/qmp/no-device", test_qmp_no_device);
     qtest_add_func("/pvperf/qmp/states", test_qmp_states);
+    qtest_add_func("/pvperf/qmp/arguments", test_qmp_arguments);
     qtest_add_func("/pvperf/migration", test_migration);
     qtest_add_func("/pvperf/migration/open-slots-refused",
                    test_migration_open_refused);
