@@ -164,6 +164,7 @@ struct pvperf_dev {
 	unsigned int refs;		/* the binding, and each perf event */
 	u32 features;
 	u32 slots_per_vcpu;
+	u32 refresh_ms;			/* REFRESH_MS: the device's refresh */
 	struct pvperf_cpu __percpu *cpu;
 	struct hlist_node node;		/* cpuhp instance */
 	/* shared-slot events of this device in existence, per catalog entry */
@@ -194,6 +195,17 @@ static DEFINE_MUTEX(pvperf_mutex);
 static struct pvperf_dev __rcu *pvperf_live;
 static enum cpuhp_state pvperf_hp_state;
 static DEFINE_PER_CPU(struct pvperf_txn, pvperf_txn);
+
+/*
+ * Reads (perf stat -I, perf's read(2)) of a running software or
+ * tracepoint event take the count from the page, with no exit, when the
+ * device refreshes the page at least this often (REFRESH_MS, the
+ * refresh-ms property); 0: every read asks the device.
+ */
+static unsigned int read_staleness_ms;
+module_param(read_staleness_ms, uint, 0644);
+MODULE_PARM_DESC(read_staleness_ms,
+		 "reads use the count page, no exit, if the device refreshes it at least every N ms (0: never)");
 
 /*
  * perf's pmu_disable/pmu_enable bracket on this CPU: inside it, the first
@@ -592,7 +604,12 @@ static void pvperf_shared_update(struct pvperf_cpu *pc,
 		pe->based = false;
 		return;
 	}
-	if (pe->based && now.count >= prev)
+	if (pe->based && now.count < prev) {
+		/* older than where the deltas start (a page not yet refreshed) */
+		pe->based = counting;
+		return;
+	}
+	if (pe->based)
 		local64_add(now.count - prev, &event->count);
 	local64_set(&hwc->prev_count, now.count);
 	pe->based = counting;
@@ -1098,10 +1115,14 @@ static void pvperf_read(struct perf_event *event)
 		 * A BPF program (perf_event_read_local) may run on this CPU
 		 * while it holds the lock: then the count stays as it is.
 		 */
+		bool stale_ok = pv->refresh_ms &&
+				pv->refresh_ms <= READ_ONCE(read_staleness_ms);
+
 		if (!raw_spin_trylock_irqsave(&pc->lock, flags))
 			return;
 		if (!hwc->state && to_pe(event)->sslot &&
-		    pvperf_shared_sync(pv, pc, to_pe(event)->sslot - 1))
+		    (stale_ok ||
+		     pvperf_shared_sync(pv, pc, to_pe(event)->sslot - 1)))
 			pvperf_shared_update(pc, event, true);
 		raw_spin_unlock_irqrestore(&pc->lock, flags);
 		return;
@@ -1863,6 +1884,7 @@ static int pvperf_setup(struct pci_dev *pdev)
 
 	pv->slots_per_vcpu = clamp_t(u32, pv_rd(pv, PVPERF_REG_SLOTS_PER_VCPU),
 				     1, PVPERF_SLOTS_MAX);
+	pv->refresh_ms = pv_rd(pv, PVPERF_REG_REFRESH_MS);
 	if (pv_rd(pv, PVPERF_REG_NR_VCPUS) < num_possible_cpus())
 		dev_warn(dev, "device addresses %u vCPUs, guest has %u CPUs\n",
 			 pv_rd(pv, PVPERF_REG_NR_VCPUS), num_possible_cpus());
