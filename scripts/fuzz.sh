@@ -135,13 +135,15 @@ import struct, sys, os
 dest = sys.argv[1]
 SEP = b"FUZZ"
 OP_OUT, OP_READ, OP_WRITE, OP_PCI_WRITE, OP_CLOCK_STEP = 1, 2, 3, 5, 9
+OP_ADD_DMA_PATTERN = 7
 LONG = 2                # size index of a 32-bit access (op % 4 or % 3)
 R = dict(DRIVER_FEATURES=0x0c, CATALOG_SELECT=0x24, CATALOG_INFO=0x28,
          CATALOG_ERRNO=0x2c, CMD_VCPU=0x40, CMD_SLOT=0x44, CMD_EVENT=0x48,
          CMD_GROUP=0x4c, CMD_FLAGS=0x50, CMD_MASK_LO=0x58, CMD_MASK_HI=0x5c,
          CMD_ADDR_LO=0x60, CMD_ADDR_HI=0x64, CMD_PERIOD_LO=0x68,
          DOORBELL=0x70, STATUS=0x74, HOST_ERRNO=0x78, CATALOG_NAME=0x100)
-NOP, RESET, SET_PAGE, OPEN, CLOSE, ENABLE, DISABLE, READ, ACK = range(9)
+NOP, RESET, SET_PAGE, OPEN, CLOSE, ENABLE, DISABLE, READ, ACK, SET_BLOCK, \
+    RUN = range(11)
 NO_GROUP = 0xffffffff
 BASE = 0                # which matched region: the device, modulo their number
 
@@ -163,6 +165,17 @@ def page(vcpu, gpa, io=False):
 def open_(slot, ev, group=NO_GROUP, flags=0, io=False):
     return [w("CMD_SLOT", slot), w("CMD_EVENT", ev), w("CMD_GROUP", group),
             w("CMD_FLAGS", flags)] + bell(OPEN, io)
+def set_block(vcpu, gpa):
+    return [w("CMD_VCPU", vcpu), w("CMD_ADDR_LO", gpa & 0xffffffff),
+            w("CMD_ADDR_HI", gpa >> 32)] + bell(SET_BLOCK)
+def entry(cmd, slot=0, event=0, group=NO_GROUP, flags=0, mask=0, addr=0):
+    return struct.pack("<6I3Q2IQ", cmd, 0xffffffff, slot, event, group,
+                       flags, mask, addr, 0, 0, 0, 0)
+def block_pattern(nr, e):
+    # what the device's DMA read of the block gets: the header and entry 0
+    # (generic-fuzz fills guest memory the device reads from its patterns)
+    return bytes([OP_ADD_DMA_PATTERN]) + bytes([0, 0]) + \
+        struct.pack("<4I48x", nr, 0xffffffff, 0, 0) + e
 def mask(m):
     return [w("CMD_MASK_LO", m & 0xffffffff), w("CMD_MASK_HI", m >> 32)]
 def save(name, ops):
@@ -200,6 +213,17 @@ for BASE in (0, 1):
          open_(0, 0, flags=2) + open_(0, 9) + open_(64, 0) + open_(0, 0) +
          open_(0, 0) + open_(1, 0, group=5) + bell(ACK) + bell(0x1234) +
          mask(0x2) + bell(ENABLE) + mask(0xff) + bell(READ))
+    # ABI 1.1: a command block run on both doorbells: OPEN, then READ
+    save("block", [w("DRIVER_FEATURES", 0x1f)] + page(0, 0x100000) +
+         [block_pattern(1, entry(OPEN, flags=1))] + set_block(0, 0x200000) +
+         bell(RUN) + [step()] + set_block(0, 0x201000) +
+         [block_pattern(1, entry(READ, mask=1))] + bell(RUN, io=True) +
+         [step()] + set_block(0, 0) + bell(RUN))
+    # a block with too many entries, and one with RESET in it
+    save("block-bad", set_block(0, 0x200000) +
+         [block_pattern(64, entry(NOP))] + bell(RUN) +
+         set_block(0, 0x202000) + [block_pattern(1, entry(RESET))] +
+         bell(RUN, io=True))
     # bus mastering off (PCI_COMMAND = I/O | memory) around a counting page
     save("no-master", page(0, 0x100000) + open_(0, 0, flags=1) +
          [pci_command(0x3), step()] + page(0, 0x101000) +
