@@ -51,3 +51,12 @@ class Qmp:
 
     def close(self):
         self.s.close()
+
+
+def command_deltas(before, after):
+    """query-pvperf "stats" at two moments -> {command: how many ran in
+    between}, only those that ran."""
+    def counts(st):
+        return {x["command"]: x["count"] for x in st["commands"]}
+    a, b = counts(before), counts(after)
+    return {k: n - a.get(k, 0) for k, n in b.items() if n - a.get(k, 0)}

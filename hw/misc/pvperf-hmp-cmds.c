@@ -11,6 +11,20 @@
 #include "qapi/qapi-commands-pvperf.h"
 #include "qapi/qapi-types-pvperf.h"
 
+/* Count pages or command blocks, by vCPU; @none: say so when there is none */
+static void hmp_pvperf_pages(Monitor *mon, const char *title,
+                             const PvperfPageList *list, bool none)
+{
+    if (list || none) {
+        monitor_printf(mon, "  %s:%s\n", title, list ? "" : " none");
+    }
+    for (; list; list = list->next) {
+        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "%s\n",
+                       list->value->vcpu, list->value->address,
+                       list->value->writable ? "" : " (not writable now)");
+    }
+}
+
 /* Accesses and commands, the commands wrapped to stay within 100 columns */
 static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
 {
@@ -46,7 +60,6 @@ static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
 static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
 {
     const PvperfCatalogEntryList *e;
-    const PvperfPageList *p;
     const PvperfSlotList *sl;
 
     monitor_printf(mon, "%s%s%s%s: features 0x%x, driver features 0x%x\n",
@@ -74,20 +87,8 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                        c->available ? "available" : "unavailable: ",
                        c->available ? "" : c->reason);
     }
-    monitor_printf(mon, "  count pages:%s\n", info->pages ? "" : " none");
-    for (p = info->pages; p; p = p->next) {
-        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "%s\n", p->value->vcpu,
-                       p->value->address,
-                       p->value->writable ? "" : " (not writable now)");
-    }
-    if (info->blocks) {
-        monitor_printf(mon, "  command blocks:\n");
-    }
-    for (p = info->blocks; p; p = p->next) {
-        monitor_printf(mon, "    vCPU %-3u 0x%" PRIx64 "%s\n", p->value->vcpu,
-                       p->value->address,
-                       p->value->writable ? "" : " (not writable now)");
-    }
+    hmp_pvperf_pages(mon, "count pages", info->pages, true);
+    hmp_pvperf_pages(mon, "command blocks", info->blocks, false);
     monitor_printf(mon, "  open slots:%s\n", info->slots ? "" : " none");
     if (info->slots) {
         monitor_printf(mon, "    %-4s %-4s %-20s %-6s %-7s %20s %16s %16s %s\n",

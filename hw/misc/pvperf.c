@@ -879,39 +879,57 @@ static uint32_t pvperf_host_error(PVPerfState *s, const char *what,
     return PVPERF_ST_HOST_ERROR;
 }
 
+/*
+ * What SET_PAGE and SET_BLOCK check, in the documented order: the vCPU;
+ * for an address other than 0, that the vCPU is present, then the page
+ * (aligned, plain RAM, bus mastering). On OK, *@vc is the vCPU's state to
+ * register @a->addr in; for address 0 it is NULL when the vCPU has none.
+ */
+static uint32_t pvperf_page_target(PVPerfState *s, const PVPerfArgs *a,
+                                   const char *cmd, const char *what,
+                                   uint32_t *v, PVPerfVcpu **vc)
+{
+    const char *why;
+    uint32_t st;
+
+    st = pvperf_target(s, a, v);
+    if (st) {
+        return st;
+    }
+    if (a->addr == 0) {
+        *vc = pvperf_vcpu_get(s, *v);
+        return PVPERF_ST_OK;
+    }
+    st = pvperf_target_present(s, a, v);
+    if (st) {
+        return st;
+    }
+    st = pvperf_page_check(s, a->addr, &why);
+    if (st) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: %s 0x%" PRIx64 " %s\n", cmd,
+                      what, a->addr, why);
+        return st;
+    }
+    return pvperf_vcpu_state(s, *v, vc);
+}
+
 static uint32_t pvperf_cmd_set_page(PVPerfState *s, const PVPerfArgs *a)
 {
     uint64_t gpa = a->addr;
     PVPerfVcpu *vc;
-    const char *why;
     uint32_t v, st;
     MemTxResult r;
 
-    st = pvperf_target(s, a, &v);
+    st = pvperf_page_target(s, a, "SET_PAGE", "count page", &v, &vc);
     if (st) {
         return st;
     }
     if (gpa == 0) {
-        vc = pvperf_vcpu_get(s, v);
         if (vc) {
             vc->page = 0;
         }
         trace_pvperf_set_page(v, 0);
         return PVPERF_ST_OK;
-    }
-    st = pvperf_target_present(s, a, &v);
-    if (st) {
-        return st;
-    }
-    st = pvperf_page_check(s, gpa, &why);
-    if (st) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: count page 0x%" PRIx64 " %s\n",
-                      __func__, gpa, why);
-        return st;
-    }
-    st = pvperf_vcpu_state(s, v, &vc);
-    if (st) {
-        return st;
     }
     vc->page = gpa;
     vc->page_unwritable = false;
@@ -1305,36 +1323,15 @@ static const char *pvperf_cmd_name(uint32_t cmd)
 static uint32_t pvperf_cmd_set_block(PVPerfState *s, const PVPerfArgs *a)
 {
     PVPerfVcpu *vc;
-    const char *why;
     uint32_t v, st;
 
-    st = pvperf_target(s, a, &v);
+    st = pvperf_page_target(s, a, "SET_BLOCK", "command block", &v, &vc);
     if (st) {
         return st;
     }
-    if (a->addr == 0) {
-        vc = pvperf_vcpu_get(s, v);
-        if (vc) {
-            vc->block = 0;
-        }
-        trace_pvperf_set_block(v, 0);
-        return PVPERF_ST_OK;
+    if (vc) {                   /* NULL: address 0 on a vCPU without state */
+        vc->block = a->addr;
     }
-    st = pvperf_target_present(s, a, &v);
-    if (st) {
-        return st;
-    }
-    st = pvperf_page_check(s, a->addr, &why);
-    if (st) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: command block 0x%" PRIx64 " %s\n",
-                      __func__, a->addr, why);
-        return st;
-    }
-    st = pvperf_vcpu_state(s, v, &vc);
-    if (st) {
-        return st;
-    }
-    vc->block = a->addr;
     trace_pvperf_set_block(v, a->addr);
     return PVPERF_ST_OK;
 }

@@ -1520,16 +1520,22 @@ static void test_migration(void)
 #define PAM_PCI         0x00
 #define PAM_PAGE_GPA    0xc0000ull
 
-static QDict *page_of(QDict *info, uint32_t vcpu)
+/* The element of PvperfInfo's list @key ("pages", "blocks") of @vcpu */
+static QDict *vcpu_entry(QDict *info, const char *key, uint32_t vcpu)
 {
-    QList *pages = qdict_get_qlist(info, "pages");
+    QList *list = qdict_get_qlist(info, key);
 
-    for (int i = 0; i < qlist_size(pages); i++) {
-        if (qdict_get_int(list_at(pages, i), "vcpu") == vcpu) {
-            return list_at(pages, i);
+    for (int i = 0; i < qlist_size(list); i++) {
+        if (qdict_get_int(list_at(list, i), "vcpu") == vcpu) {
+            return list_at(list, i);
         }
     }
     return NULL;
+}
+
+static QDict *page_of(QDict *info, uint32_t vcpu)
+{
+    return vcpu_entry(info, "pages", vcpu);
 }
 
 static bool page_writable(Fixture *f, uint32_t vcpu)
@@ -1763,14 +1769,7 @@ static int64_t cmd_count(QDict *info, const char *cmd)
 
 static QDict *block_of(QDict *info, uint32_t vcpu)
 {
-    QList *blocks = qdict_get_qlist(info, "blocks");
-
-    for (int i = 0; i < qlist_size(blocks); i++) {
-        if (qdict_get_int(list_at(blocks, i), "vcpu") == vcpu) {
-            return list_at(blocks, i);
-        }
-    }
-    return NULL;
+    return vcpu_entry(info, "blocks", vcpu);
 }
 
 static void test_block_run(void)
