@@ -195,6 +195,7 @@ static DEFINE_MUTEX(pvperf_mutex);
 static struct pvperf_dev __rcu *pvperf_live;
 static enum cpuhp_state pvperf_hp_state;
 static DEFINE_PER_CPU(struct pvperf_txn, pvperf_txn);
+static struct pmu pvperf_pmu;
 
 /*
  * Reads (perf stat -I, perf's read(2)) of a running software or
@@ -1030,8 +1031,53 @@ static void pvperf_pin(struct perf_event *event)
 	__module_get(THIS_MODULE);
 	pr_info(DRV_NAME ": per-task events on Linux < 6.2: perf keeps this PMU in task contexts, so it stays registered and the module loaded until reboot\n");
 }
+
+/*
+ * Which task context the PMU joins. In perf_sw_context (with the software
+ * PMU, whose bracket runs instead of pvperf's) each shared-slot start and
+ * stop of a context switch is its own exit; in perf_hw_context perf
+ * brackets the switch with pvperf_pmu_disable/enable, and everything the
+ * switch does on a CPU costs one exit. Before Linux 6.2 that context
+ * belongs to the CPU's hardware PMU where there is one (a vPMU): take it
+ * only where no PMU answers PERF_TYPE_HARDWARE, which x86 registers at
+ * boot or never. HETEROGENEOUS_CPUS keeps perf_pmu_register() from
+ * refusing it when this module is loaded again (perf remembers that a PMU
+ * took it once, not that it is gone).
+ */
+static int hw_context = -1;
+module_param(hw_context, int, 0444);
+MODULE_PARM_DESC(hw_context,
+		 "Linux < 6.2: -1 join perf's hardware task context when no hardware PMU has it, 0 never");
+
+static void pvperf_choose_context(void)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_HARDWARE, .size = sizeof(attr),
+		.config = PERF_COUNT_HW_CPU_CYCLES, .disabled = 1,
+	};
+	struct perf_event *ev;
+
+	if (!hw_context)
+		return;
+	/* no PMU takes it: -ENOENT before any context or CPU is looked at */
+	ev = perf_event_create_kernel_counter(&attr, raw_smp_processor_id(),
+					      NULL, NULL, NULL);
+	if (!IS_ERR(ev)) {
+		perf_event_release_kernel(ev);
+		return;
+	}
+	if (PTR_ERR(ev) != -ENOENT)
+		return;
+	pvperf_pmu.task_ctx_nr = perf_hw_context;
+	pvperf_pmu.capabilities |= PERF_PMU_CAP_HETEROGENEOUS_CPUS;
+}
 #else
 static inline void pvperf_pin(struct perf_event *event)
+{
+}
+
+/* From Linux 6.2 perf brackets each PMU's part of a task context */
+static inline void pvperf_choose_context(void)
 {
 }
 #endif
@@ -1921,10 +1967,17 @@ static int pvperf_setup(struct pci_dev *pdev)
 	}
 
 	if (!pvperf_registered) {
+		pvperf_choose_context();
 		ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
 		if (ret)
 			goto err_instance;
 		pvperf_registered = true;
+		dev_info(dev, "perf task context: %s\n",
+			 pvperf_pmu.task_ctx_nr == perf_hw_context ?
+			 "hardware (perf's bracket: one exit per context switched in or out)" :
+			 LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0) ?
+			 "software (perf's bracket: one exit per context switched in or out)" :
+			 "software (one exit per event started or stopped)");
 	}
 	pci_set_drvdata(pdev, pv);
 	rcu_assign_pointer(pvperf_live, pv);
