@@ -41,15 +41,18 @@
  * (arguments, doorbell, STATUS). Devices of ABI 1.0 get the registers.
  *
  * Locking. pv->lock (raw, IRQs off) covers the command registers, the
- * device state and the reference count. Each CPU's pc->lock (raw, IRQs
- * off, taken after pv->lock where both are) covers that CPU's slots: the
- * owned ones (used, lost, zombie, owner[], vcpu, and the events' slot[]),
- * the shared ones (sused, shared[], srefs[], sactive and the shared
- * events' fields) and block_ready. The shared-slot path (software events
- * and tracepoints) takes only its own CPU's pc->lock, and uses only its
- * own CPU's command block, so CPUs switching contexts do not wait for
- * each other; another CPU takes it only to close a shared slot when the
- * last event of its entry is destroyed, or after a reset. The rest of a
+ * device state and the reference count; it is taken to open, steal,
+ * reopen and close the slots events own, and for the commands of a CPU
+ * without a usable block. Each CPU's pc->lock (raw, IRQs off, taken after
+ * pv->lock where both are) covers that CPU's slots: the owned ones (used,
+ * lost, zombie, owner[], vcpu, and the events' slot[]), the shared ones
+ * (sused, shared[], srefs[], sactive and the shared events' fields) and
+ * block_ready. What a context switch does (the shared-slot path of
+ * software events and tracepoints, and ENABLE, DISABLE and READ of the
+ * slots events own) takes only its own CPU's pc->lock and uses only its
+ * command block, so CPUs switching contexts do not wait for each other;
+ * another CPU takes that lock only to close slots (an event destroyed,
+ * the last event of a shared entry gone) or after a reset. The rest of a
  * CPU's state (ready, active[], the per-CPU transaction and bracket, the
  * use of its command block) belongs to that CPU and is only touched there
  * with IRQs off: in perf's callbacks, cpuhp callbacks and IPIs. ->read may
@@ -388,14 +391,44 @@ static u32 pv_mask_cmd_locked(struct pvperf_dev *pv, u32 cmd, u32 vcpu,
 	return pv_cmd_locked(pv, cmd, &a);
 }
 
-static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask)
-{
-	unsigned long flags;
-	u32 st;
+static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
+		      const struct pvperf_args *a);
 
-	raw_spin_lock_irqsave(&pv->lock, flags);
+static bool pv_lock(raw_spinlock_t *lock, bool try)
+{
+	if (try)
+		return raw_spin_trylock(lock);
+	raw_spin_lock(lock);
+	return true;
+}
+
+/*
+ * A mask command (ENABLE, DISABLE, READ) on this CPU's vCPU for slots the
+ * CPU's events own: through the CPU's command block under its pc->lock
+ * alone, no lock shared with other CPUs; without a usable block, through
+ * the registers under pv->lock. @try: only try the locks (->read, which a
+ * BPF program may call on a CPU holding them), PVPERF_ST_NODEV if busy.
+ */
+static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
+{
+	struct pvperf_args a = { .vcpu = PVPERF_VCPU_SELF, .mask = mask };
+	struct pvperf_cpu *pc;
+	unsigned long flags;
+	u32 st = PVPERF_ST_NODEV;
+
+	local_irq_save(flags);
+	pc = this_cpu_ptr(pv->cpu);
+	if (!pv_lock(&pc->lock, try))
+		goto out;
+	/* NODEV: no block (or the device forgot it), or the CPU not synced */
+	st = pv_cmd_cpu(pv, pc, cmd, &a);
+	raw_spin_unlock(&pc->lock);
+	if (st != PVPERF_ST_NODEV || !pv_lock(&pv->lock, try))
+		goto out;
 	st = pv_mask_cmd_locked(pv, cmd, PVPERF_VCPU_SELF, mask);
-	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	raw_spin_unlock(&pv->lock);
+out:
+	local_irq_restore(flags);
 	return st;
 }
 
@@ -529,11 +562,22 @@ static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
 /* Shared slots ---------------------------------------------------------- */
 
 /* Entries that the host never multiplexes: shared slots count them exactly */
+/*
+ * Software events and tracepoints count on shared slots unless this is
+ * off (for events created afterwards): then they own slots, as hardware
+ * events do (the end-to-end tests use it to run that path here).
+ */
+static bool shared_slots = true;
+module_param(shared_slots, bool, 0644);
+MODULE_PARM_DESC(shared_slots,
+		 "software events and tracepoints count on shared per-CPU slots (0: a slot per event)");
+
 static bool pvperf_kind_shared(u64 idx)
 {
 	u32 kind = pvperf_catalog[idx].info & PVPERF_INFO_KIND_MASK;
 
-	return kind == PVPERF_KIND_SOFTWARE || kind == PVPERF_KIND_TRACEPOINT;
+	return READ_ONCE(shared_slots) &&
+	       (kind == PVPERF_KIND_SOFTWARE || kind == PVPERF_KIND_TRACEPOINT);
 }
 
 /*
@@ -909,7 +953,16 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 	unsigned long flags;
 	u32 st, slot;
 
-	raw_spin_lock_irqsave(&pv->lock, flags);
+	/* the event has its slot here: this CPU's lock alone */
+	raw_spin_lock_irqsave(&pc->lock, flags);
+	slot = pe->slot[cpu] - 1;
+	if (pe->slot[cpu] && (!pc->ready || !(pc->lost & BIT_ULL(slot)))) {
+		raw_spin_unlock_irqrestore(&pc->lock, flags);
+		return slot;
+	}
+	raw_spin_unlock(&pc->lock);
+	/* opening, stealing or reopening a slot: pv->lock too */
+	raw_spin_lock(&pv->lock);
 	raw_spin_lock(&pc->lock);
 	if (pe->slot[cpu]) {
 		slot = pe->slot[cpu] - 1;
@@ -939,11 +992,13 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 	}
 out_st:
 	raw_spin_unlock(&pc->lock);
-	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	raw_spin_unlock(&pv->lock);
+	local_irq_restore(flags);
 	return st == PVPERF_ST_OK ? slot : pv_errno(st);
 out:
 	raw_spin_unlock(&pc->lock);
-	raw_spin_unlock_irqrestore(&pv->lock, flags);
+	raw_spin_unlock(&pv->lock);
+	local_irq_restore(flags);
 	return slot;
 }
 
@@ -1175,18 +1230,9 @@ static void pvperf_read(struct perf_event *event)
 	}
 	if (hwc->state || !pc->ready)
 		return;
-	{
-		unsigned long flags;
-		u32 st;
-
-		if (!raw_spin_trylock_irqsave(&pv->lock, flags))
-			return;		/* as above */
-		st = pv_mask_cmd_locked(pv, PVPERF_CMD_READ, PVPERF_VCPU_SELF,
-					BIT_ULL(hwc->idx));
-		raw_spin_unlock_irqrestore(&pv->lock, flags);
-		if (st == PVPERF_ST_OK)
-			pvperf_update(event, pc);
-	}
+	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx), true) ==
+	    PVPERF_ST_OK)
+		pvperf_update(event, pc);
 }
 
 /*
@@ -1216,7 +1262,7 @@ static int pvperf_enable(struct perf_event *event)
 		return 0;
 	}
 	/* ENABLE leaves the slot's current count in the page */
-	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, BIT_ULL(hwc->idx));
+	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, BIT_ULL(hwc->idx), false);
 	if (st == PVPERF_ST_OK)
 		pvperf_set_prev(event, pc);
 	else if (st != PVPERF_ST_NODEV)
@@ -1263,7 +1309,7 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	if (!running || !pc->ready)
 		return;
 	/* DISABLE leaves the final count in the page */
-	if (pv_mask_cmd(pv, PVPERF_CMD_DISABLE, BIT_ULL(hwc->idx)) ==
+	if (pv_mask_cmd(pv, PVPERF_CMD_DISABLE, BIT_ULL(hwc->idx), false) ==
 	    PVPERF_ST_OK)
 		pvperf_update(event, pc);
 }
@@ -1358,14 +1404,14 @@ static int pvperf_commit_txn(struct pmu *pmu)
 	if (!mask)
 		return 0;
 	pc = this_cpu_ptr(pv->cpu);
-	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask);
+	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask, false);
 	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV) {
 		/*
 		 * ENABLE stops at the first slot whose host ioctl fails, and
 		 * the slots before it stay enabled: disable the whole group
 		 * so that the device agrees it is not running.
 		 */
-		pv_mask_cmd(pv, PVPERF_CMD_DISABLE, mask);
+		pv_mask_cmd(pv, PVPERF_CMD_DISABLE, mask, false);
 		for (m = mask; m; m &= m - 1)
 			pc->active[__ffs64(m)]->hw.state =
 				PERF_HES_STOPPED | PERF_HES_UPTODATE;
