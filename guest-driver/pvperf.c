@@ -139,6 +139,7 @@ struct pvperf_cpu {
 	u16 srefs[PVPERF_CATALOG_MAX];	/* events added here on it */
 	struct list_head sactive;	/* shared events added here */
 	unsigned long fresh_gen;	/* bracket in which the records were read */
+	unsigned long failed_gen;	/* bracket whose all-slot READ failed */
 };
 
 /*
@@ -210,6 +211,16 @@ static unsigned int read_staleness_ms;
 module_param(read_staleness_ms, uint, 0644);
 MODULE_PARM_DESC(read_staleness_ms,
 		 "reads use the count page, no exit, if the device refreshes it at least every N ms (0: never)");
+
+/*
+ * Linux < 6.2: join perf's hardware task context, so that perf brackets a
+ * context switch with pvperf's pmu_disable/enable, when no PMU has it
+ * (pvperf_choose_context()). From 6.2 it changes nothing.
+ */
+static int hw_context = -1;
+module_param(hw_context, int, 0444);
+MODULE_PARM_DESC(hw_context,
+		 "Linux < 6.2: 0 stay in perf's software task context; any other value: join the hardware one when no hardware PMU has it (default)");
 
 /*
  * perf's pmu_disable/pmu_enable bracket on this CPU: inside it, the first
@@ -619,13 +630,17 @@ static bool pvperf_shared_sync(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 
 	if (b->open && pc->fresh_gen == b->gen)
 		return true;
-	if (b->open) {
+	if (b->open && pc->failed_gen != b->gen) {
 		a.mask = pc->sused;
 		if (pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) == PVPERF_ST_OK) {
 			pc->fresh_gen = b->gen;
 			return true;
 		}
-		/* one bad slot fails the whole mask: read this one alone */
+		/*
+		 * One bad slot fails the whole mask: this bracket reads each
+		 * slot alone from here on.
+		 */
+		pc->failed_gen = b->gen;
 	}
 	a.mask = BIT_ULL(slot);
 	return pv_cmd_cpu(pv, pc, PVPERF_CMD_READ, &a) == PVPERF_ST_OK;
@@ -1088,43 +1103,70 @@ static void pvperf_pin(struct perf_event *event)
 }
 
 /*
- * Which task context the PMU joins. In perf_sw_context (with the software
- * PMU, whose bracket runs instead of pvperf's) each shared-slot start and
- * stop of a context switch is its own exit; in perf_hw_context perf
- * brackets the switch with pvperf_pmu_disable/enable, and everything the
- * switch does on a CPU costs one exit. Before Linux 6.2 that context
- * belongs to the CPU's hardware PMU where there is one (a vPMU): take it
- * only where no PMU answers PERF_TYPE_HARDWARE, which x86 registers at
- * boot or never. HETEROGENEOUS_CPUS keeps perf_pmu_register() from
- * refusing it when this module is loaded again (perf remembers that a PMU
- * took it once, not that it is gone).
+ * Which task context the PMU joins (see hw_context). In perf_sw_context
+ * (with the software PMU, whose bracket runs instead of pvperf's) each
+ * shared-slot start and stop of a context switch is its own exit; in
+ * perf_hw_context perf brackets the switch with pvperf_pmu_disable/enable,
+ * and everything the switch does on a CPU costs one exit. Before Linux 6.2
+ * that context belongs to the CPU's hardware PMU where there is one (a
+ * vPMU): take it only where no PMU answers PERF_TYPE_RAW or
+ * PERF_TYPE_HARDWARE events (x86 registers its PMU at boot or never), and
+ * check after registering that perf gave pvperf a per-CPU context of its
+ * own. HETEROGENEOUS_CPUS keeps perf_pmu_register() from refusing the
+ * context when this module is loaded again (perf remembers that a PMU took
+ * it once, not that it is gone); it changes nothing else on 6.1. Costs of
+ * that context: perf never frees a hardware-context PMU's per-CPU context
+ * (free_pmu_context()), so each unload leaks one; and an add that fails
+ * (owned slots exhausted, a CPU without a block) starts perf's
+ * multiplexing, as for hardware counters, where software contexts just
+ * leave the event off.
  */
-static int hw_context = -1;
-module_param(hw_context, int, 0444);
-MODULE_PARM_DESC(hw_context,
-		 "Linux < 6.2: -1 join perf's hardware task context when no hardware PMU has it, 0 never");
 
-static void pvperf_choose_context(void)
+/* Does no PMU answer this event? (-ENOENT: before any context is made) */
+static bool pvperf_no_pmu_for(u32 type, u64 config)
 {
 	struct perf_event_attr attr = {
-		.type = PERF_TYPE_HARDWARE, .size = sizeof(attr),
-		.config = PERF_COUNT_HW_CPU_CYCLES, .disabled = 1,
+		.type = type, .size = sizeof(attr), .config = config,
+		.disabled = 1,
 	};
 	struct perf_event *ev;
 
-	if (!hw_context)
-		return;
-	/* no PMU takes it: -ENOENT before any context or CPU is looked at */
 	ev = perf_event_create_kernel_counter(&attr, raw_smp_processor_id(),
 					      NULL, NULL, NULL);
-	if (!IS_ERR(ev)) {
+	if (!IS_ERR(ev))
 		perf_event_release_kernel(ev);
-		return;
-	}
-	if (PTR_ERR(ev) != -ENOENT)
+	return PTR_ERR_OR_ZERO(ev) == -ENOENT;
+}
+
+/*
+ * The x86 core PMU registers as PERF_TYPE_RAW (hybrid ones answer it
+ * too), and may answer -ENOENT for CPU cycles where a hypervisor hides
+ * them: both must find no PMU.
+ */
+static void pvperf_choose_context(void)
+{
+	if (!hw_context || !pvperf_no_pmu_for(PERF_TYPE_RAW, 0) ||
+	    !pvperf_no_pmu_for(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES))
 		return;
 	pvperf_pmu.task_ctx_nr = perf_hw_context;
 	pvperf_pmu.capabilities |= PERF_PMU_CAP_HETEROGENEOUS_CPUS;
+}
+
+/*
+ * Registered in perf_hw_context: is the context pvperf's own (no other
+ * PMU registered there, whose per-CPU context perf would have given it)?
+ */
+static bool pvperf_context_ok(void)
+{
+	return pvperf_pmu.task_ctx_nr != perf_hw_context ||
+	       per_cpu_ptr(pvperf_pmu.pmu_cpu_context, 0)->ctx.pmu ==
+	       &pvperf_pmu;
+}
+
+static void pvperf_software_context(void)
+{
+	pvperf_pmu.task_ctx_nr = perf_sw_context;
+	pvperf_pmu.capabilities &= ~PERF_PMU_CAP_HETEROGENEOUS_CPUS;
 }
 #else
 static inline void pvperf_pin(struct perf_event *event)
@@ -1133,6 +1175,15 @@ static inline void pvperf_pin(struct perf_event *event)
 
 /* From Linux 6.2 perf brackets each PMU's part of a task context */
 static inline void pvperf_choose_context(void)
+{
+}
+
+static inline bool pvperf_context_ok(void)
+{
+	return true;
+}
+
+static inline void pvperf_software_context(void)
 {
 }
 #endif
@@ -2015,6 +2066,12 @@ static int pvperf_setup(struct pci_dev *pdev)
 	if (!pvperf_registered) {
 		pvperf_choose_context();
 		ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
+		if (!ret && !pvperf_context_ok()) {
+			/* another PMU holds the hardware context after all */
+			perf_pmu_unregister(&pvperf_pmu);
+			pvperf_software_context();
+			ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
+		}
 		if (ret)
 			goto err_instance;
 		pvperf_registered = true;
