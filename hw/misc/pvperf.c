@@ -29,20 +29,12 @@
 #include "system/runstate.h"
 #include "qemu/main-loop.h"
 #include "hw/misc/pvperf.h"
+#include "pvperf-host.h"
 #include "qapi/qapi-commands-pvperf.h"
 #include "qapi/qapi-types-pvperf.h"
 #include "trace/trace-pvperf_hw_misc.h"
 
-#include <perfmon/pfmlib_perf_event.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-
 OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
-
-#define PVPERF_DEFAULT_EVENTS \
-    "task-clock,context-switches,cpu-migrations,page-faults,major-faults," \
-    "cycles,instructions,kvm:kvm_exit"
 
 #define PVPERF_MAX_SLOTS_LIMIT      65536
 #define PVPERF_REFRESH_MS_LIMIT     60000
@@ -63,21 +55,6 @@ OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
 #define PVPERF_CMD_NREGS \
     ((PVPERF_REG_CMD_PERIOD_HI - PVPERF_REG_CMD_VCPU) / 4 + 1)
 #define PVPERF_CMD_IDX(reg)         (((reg) - PVPERF_CMD_FIRST) / 4)
-
-typedef struct PVPerfEvent {
-    char name[PVPERF_NAME_SIZE];
-    struct perf_event_attr attr;
-    uint32_t kind;              /* enum pvperf_kind */
-    bool available;
-    int probe_errno;            /* positive errno when unavailable */
-    char *reason;               /* why unavailable, for management */
-    /*
-     * An available entry's probe event, kept open (disabled, on the main
-     * thread) while the device exists: the host kernel then registers its
-     * hooks (tracepoint probes, static keys) once, not on every OPEN/CLOSE.
-     */
-    int keep_fd;
-} PVPerfEvent;
 
 /*
  * A command's arguments, from the CMD_* registers or a command block
@@ -122,9 +99,7 @@ typedef struct PVPerfVcpu {
     uint32_t index;
     CPUState *cpu;              /* referenced: a replugged vCPU is another */
     int tid;                    /* the host thread the slots follow */
-    /* a dummy event on that thread: it polls HUP when the thread ends */
-    int watch_fd;
-    void *watch_rb;             /* its ring buffer (without one, it polls HUP) */
+    PVPerfWatch watch;          /* polls HUP when the thread ends */
     uint64_t page;              /* count page GPA, 0 = none */
     bool page_unwritable;       /* the last write found it unwritable */
     uint64_t block;             /* command block GPA, 0 = none */
@@ -197,241 +172,15 @@ struct PVPerfState {
 
 /* Catalog ------------------------------------------------------------- */
 
-static bool pvperf_name_char_ok(char c)
-{
-    return g_ascii_isalnum(c) || c == '_' || c == '.' || c == ':' || c == '-';
-}
-
-static uint32_t pvperf_kind_of(uint32_t perf_type)
-{
-    switch (perf_type) {
-    case PERF_TYPE_HARDWARE:
-        return PVPERF_KIND_HARDWARE;
-    case PERF_TYPE_SOFTWARE:
-        return PVPERF_KIND_SOFTWARE;
-    case PERF_TYPE_TRACEPOINT:
-        return PVPERF_KIND_TRACEPOINT;
-    case PERF_TYPE_HW_CACHE:
-        return PVPERF_KIND_HW_CACHE;
-    case PERF_TYPE_RAW:
-        return PVPERF_KIND_RAW;
-    default:
-        return PVPERF_KIND_OTHER;
-    }
-}
-
-static bool pvperf_kind_is_cpu_pmu(uint32_t kind)
-{
-    return kind == PVPERF_KIND_HARDWARE || kind == PVPERF_KIND_HW_CACHE ||
-           kind == PVPERF_KIND_RAW;
-}
-
-/* "subsystem:event" with one colon: the form of a tracepoint name */
-static bool pvperf_looks_like_tracepoint(const char *name)
-{
-    const char *colon = strchr(name, ':');
-
-    return colon && colon != name && colon[1] && colon[1] != ':' &&
-           !strchr(colon + 1, ':');
-}
-
-static void pvperf_set_unavailable(PVPerfEvent *ev, int err,
-                                   const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void pvperf_set_unavailable(PVPerfEvent *ev, int err,
-                                   const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    ev->available = false;
-    ev->probe_errno = err;
-    g_free(ev->reason);
-    ev->reason = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-}
-
-/*
- * The host's policy for an event's attribute (docs/pvperf.rst, "Which
- * host event a slot is"): nothing here comes from the guest.
- */
-static void pvperf_apply_policy(PVPerfEvent *ev)
-{
-    struct perf_event_attr *attr = &ev->attr;
-
-    attr->size = sizeof(*attr);
-    attr->disabled = 1;
-    attr->inherit = 0;
-    attr->pinned = 0;
-    attr->exclusive = 0;
-    /* every slot is read as a group (of one, or with its members) */
-    attr->read_format = PERF_FORMAT_TOTAL_TIME_ENABLED |
-                        PERF_FORMAT_TOTAL_TIME_RUNNING |
-                        PERF_FORMAT_GROUP | PERF_FORMAT_ID;
-    attr->sample_period = 0;
-    attr->sample_type = 0;
-    attr->exclude_user = 0;
-    attr->exclude_kernel = 0;
-    attr->exclude_hv = 1;
-    attr->exclude_idle = 0;
-    attr->exclude_guest = 0;
-    attr->exclude_host = kvm_enabled() && pvperf_kind_is_cpu_pmu(ev->kind);
-}
-
-static int pvperf_perf_event_open(struct perf_event_attr *attr, pid_t tid,
-                                  int group_fd)
-{
-    long fd = syscall(SYS_perf_event_open, attr, tid, -1, group_fd,
-                      PERF_FLAG_FD_CLOEXEC);
-
-    return fd < 0 ? -errno : (int)fd;
-}
-
-/* Can the host count this event on one of its threads? */
-static void pvperf_probe(PVPerfEvent *ev)
-{
-    int fd = pvperf_perf_event_open(&ev->attr, 0, -1);
-
-    if (fd < 0) {
-        const char *why = "";
-
-        if (fd == -ENOENT || fd == -EOPNOTSUPP || fd == -ENODEV) {
-            why = pvperf_kind_is_cpu_pmu(ev->kind) ?
-                  ": the host has no hardware PMU for it" :
-                  ": the host kernel does not provide it";
-        } else if (fd == -EACCES || fd == -EPERM) {
-            why = ": not permitted (host privileges or "
-                  "/proc/sys/kernel/perf_event_paranoid)";
-        }
-        pvperf_set_unavailable(ev, -fd, "perf_event_open: %s%s",
-                               strerror(-fd), why);
-        return;
-    }
-    ev->keep_fd = fd;
-    ev->available = true;
-    ev->probe_errno = 0;
-}
-
-/*
- * Resolve one name with libpfm4 into ev. A name libpfm4 does not know is
- * an error when the user configured it; in the default catalog it only
- * makes the entry unavailable (the default must work on every host).
- */
-static bool pvperf_resolve(PVPerfEvent *ev, bool user_given, Error **errp)
-{
-    pfm_perf_encode_arg_t arg = { 0 };
-    int ret;
-
-    memset(&ev->attr, 0, sizeof(ev->attr));
-    arg.attr = &ev->attr;
-    arg.size = sizeof(arg);
-    ret = pfm_get_os_event_encoding(ev->name, PFM_PLM0 | PFM_PLM3,
-                                    PFM_OS_PERF_EVENT, &arg);
-    if (ret == PFM_ERR_NOTFOUND && pvperf_looks_like_tracepoint(ev->name) &&
-        access("/sys/kernel/debug/tracing/events", F_OK) != 0) {
-        /* libpfm4 reads tracepoints from debugfs only */
-        ev->kind = PVPERF_KIND_TRACEPOINT;
-        pvperf_set_unavailable(ev, ENOENT,
-                               "tracepoints need debugfs mounted at "
-                               "/sys/kernel/debug (libpfm4 reads them there)");
-        return true;
-    }
-    if (ret != PFM_SUCCESS) {
-        if (user_given) {
-            error_setg(errp, "event '%s': %s in libpfm4", ev->name,
-                       ret == PFM_ERR_NOTFOUND ? "not found" :
-                       pfm_strerror(ret));
-            return false;
-        }
-        ev->kind = PVPERF_KIND_OTHER;
-        pvperf_set_unavailable(ev, ENOENT, "libpfm4: %s", pfm_strerror(ret));
-        return true;
-    }
-    ev->kind = pvperf_kind_of(ev->attr.type);
-    pvperf_apply_policy(ev);
-    pvperf_probe(ev);
-    return true;
-}
-
 static bool pvperf_build_catalog(PVPerfState *s, Error **errp)
 {
-    bool user_given = s->events != NULL;
-    const char *list = user_given ? s->events : PVPERF_DEFAULT_EVENTS;
-    g_auto(GStrv) names = g_strsplit(list, ",", -1);
-    uint32_t n = g_strv_length(names);
-    int ret;
-
-    if (n == 0 || (n == 1 && !names[0][0])) {
-        error_setg(errp, "events: the catalog is empty");
-        return false;
-    }
-    if (n > PVPERF_CATALOG_MAX) {
-        error_setg(errp, "events: %u names, at most %d are allowed",
-                   n, PVPERF_CATALOG_MAX);
-        return false;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        const char *name = names[i];
-        size_t len = strlen(name);
-
-        if (len == 0) {
-            error_setg(errp, "events: name %u is empty", i + 1);
-            return false;
-        }
-        if (len >= PVPERF_NAME_SIZE) {
-            error_setg(errp, "events: name '%s' is %zu bytes, at most %d "
-                       "are allowed", name, len, PVPERF_NAME_SIZE - 1);
-            return false;
-        }
-        for (size_t j = 0; j < len; j++) {
-            if (!pvperf_name_char_ok(name[j])) {
-                error_setg(errp, "events: name '%s' has character '%c'; "
-                           "names use [A-Za-z0-9_.:-]", name, name[j]);
-                return false;
-            }
-        }
-        for (uint32_t j = 0; j < i; j++) {
-            if (!strcmp(names[j], name)) {
-                error_setg(errp, "events: '%s' is listed twice", name);
-                return false;
-            }
-        }
-    }
-
-    ret = pfm_initialize();
-    if (ret != PFM_SUCCESS) {
-        error_setg(errp, "libpfm4 initialization failed: %s",
-                   pfm_strerror(ret));
-        return false;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        PVPerfEvent *ev = &s->catalog[i];
-
-        ev->keep_fd = -1;
-        pstrcpy(ev->name, sizeof(ev->name), names[i]);
-        if (!pvperf_resolve(ev, user_given, errp)) {
-            return false;
-        }
-        s->catalog_count = i + 1;
-        trace_pvperf_catalog_entry(i, ev->name, ev->attr.type,
-                                   ev->attr.config, ev->available,
-                                   ev->probe_errno);
-    }
-    /* at most 64 names of at most 63 bytes, 63 commas: fits mig_names */
-    s->catalog_names = g_strjoinv(",", names);
-    return true;
+    return pvperf_host_catalog(s->events, s->catalog, &s->catalog_count,
+                               &s->catalog_names, errp);
 }
 
 static void pvperf_free_catalog(PVPerfState *s)
 {
-    for (uint32_t i = 0; i < s->catalog_count; i++) {
-        g_clear_pointer(&s->catalog[i].reason, g_free);
-        if (s->catalog[i].keep_fd >= 0) {
-            close(s->catalog[i].keep_fd);
-            s->catalog[i].keep_fd = -1;
-        }
-    }
-    s->catalog_count = 0;
+    pvperf_host_catalog_free(s->catalog, &s->catalog_count);
     g_clear_pointer(&s->catalog_names, g_free);
 }
 
@@ -710,9 +459,8 @@ static void pvperf_release_vcpu(PVPerfState *s, uint32_t v)
     while (vc->open) {
         pvperf_close_slot(s, vc, ctz64(vc->open));
     }
-    qemu_set_fd_handler(vc->watch_fd, NULL, NULL, NULL);
-    munmap(vc->watch_rb, qemu_real_host_page_size());
-    close(vc->watch_fd);
+    qemu_set_fd_handler(vc->watch.fd, NULL, NULL, NULL);
+    pvperf_host_watch_close(&vc->watch);
     object_unref(OBJECT(vc->cpu));
     g_free(vc);
     s->vcpu[v] = NULL;
@@ -773,17 +521,11 @@ static PVPerfVcpu *pvperf_vcpu_get(PVPerfState *s, uint32_t v)
 static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
                                   PVPerfVcpu **out)
 {
-    struct perf_event_attr attr = {
-        .size = sizeof(attr),
-        .type = PERF_TYPE_SOFTWARE,
-        .config = PERF_COUNT_SW_DUMMY,
-        .disabled = 1,
-        .exclude_hv = 1,
-    };
     PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
     CPUState *cpu = pvperf_vcpu_present(v);
-    void *rb;
-    int fd;
+    PVPerfWatch watch;
+    const char *what;
+    int ret;
 
     if (vc) {
         *out = vc;
@@ -794,19 +536,9 @@ static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
                       __func__, v);
         return PVPERF_ST_BAD_VCPU;
     }
-    fd = pvperf_perf_event_open(&attr, cpu->thread_id, -1);
-    if (fd < 0) {
-        return pvperf_host_error(s, "perf_event_open (vCPU watch)", v,
-                                 PVPERF_NO_GROUP, -fd);
-    }
-    /* a perf fd polls HUP at once unless it has a ring buffer */
-    rb = mmap(NULL, qemu_real_host_page_size(), PROT_READ, MAP_SHARED, fd, 0);
-    if (rb == MAP_FAILED) {
-        int err = errno;
-
-        close(fd);
-        return pvperf_host_error(s, "mmap (vCPU watch)", v, PVPERF_NO_GROUP,
-                                 err);
+    ret = pvperf_host_watch(cpu->thread_id, &watch, &what);
+    if (ret < 0) {
+        return pvperf_host_error(s, what, v, PVPERF_NO_GROUP, -ret);
     }
     vc = g_new0(PVPerfVcpu, 1);
     vc->s = s;
@@ -814,13 +546,12 @@ static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
     vc->cpu = cpu;
     object_ref(OBJECT(cpu));
     vc->tid = cpu->thread_id;
-    vc->watch_fd = fd;
-    vc->watch_rb = rb;
+    vc->watch = watch;
     for (int n = 0; n < PVPERF_SLOTS_MAX; n++) {
         vc->slot[n].fd = -1;
         vc->slot[n].leader = PVPERF_NO_GROUP;
     }
-    qemu_set_fd_handler(fd, pvperf_vcpu_watch, NULL, vc);
+    qemu_set_fd_handler(watch.fd, pvperf_vcpu_watch, NULL, vc);
     s->vcpu[v] = vc;
     *out = vc;
     return PVPERF_ST_OK;
@@ -949,7 +680,7 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
     uint32_t flags = a->flags, v, st;
     uint64_t period = a->period;
     const PVPerfEvent *ev;
-    struct perf_event_attr attr;
+    const char *what;
     PVPerfVcpu *vc;
     uint64_t open, id;
     int fd, ret;
@@ -1005,30 +736,24 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
     if (st) {
         return st;
     }
-    attr = ev->attr;
-    fd = pvperf_perf_event_open(&attr, vc->tid,
-                                lead == PVPERF_NO_GROUP ? -1 :
-                                vc->slot[lead].fd);
+    fd = pvperf_host_open(ev, vc->tid, lead == PVPERF_NO_GROUP ? -1 :
+                          vc->slot[lead].fd, &id, &what);
     if (fd < 0) {
-        return pvperf_host_error(s, "perf_event_open", v, n, -fd);
-    }
-    if (ioctl(fd, PERF_EVENT_IOC_ID, &id) < 0) {
-        int err = errno;
-
-        close(fd);
-        return pvperf_host_error(s, "ioctl", v, n, err);
+        return pvperf_host_error(s, what, v, n, -fd);
     }
     ret = pvperf_block_migration(s);
     if (ret < 0) {
         close(fd);
         return pvperf_host_error(s, "migrate_add_blocker", v, n, -ret);
     }
-    if ((flags & PVPERF_OPEN_ENABLED) && ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) {
-        int err = errno;
-
+    ret = 0;
+    if (flags & PVPERF_OPEN_ENABLED) {
+        ret = pvperf_host_enable(fd, true, false);
+    }
+    if (ret) {
         close(fd);
         pvperf_update_blocker(s);
-        return pvperf_host_error(s, "ioctl", v, n, err);
+        return pvperf_host_error(s, "ioctl", v, n, ret);
     }
     vc->slot[n] = (PVPerfSlot) {
         .fd = fd,
@@ -1106,18 +831,13 @@ static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
                              uint64_t *touched)
 {
     uint64_t group = pvperf_members(vc, lead) | (1ull << lead);
-    uint64_t buf[3 + 2 * PVPERF_SLOTS_MAX];
-    ssize_t len = read(vc->slot[lead].fd, buf, sizeof(buf));
-    int err = len < 0 ? errno : 0;
-    uint64_t nr;
+    PVPerfGroupRead rd;
+    ssize_t len;
+    int err = pvperf_host_read_group(vc->slot[lead].fd, &rd, &len);
 
-    if (len >= 0 && (len < 3 * 8 || buf[0] > PVPERF_SLOTS_MAX ||
-                     (size_t)len < (3 + 2 * buf[0]) * 8)) {
-        err = EIO;                       /* short read: never expected */
-    }
-    trace_pvperf_read_group(vc->index, lead, len, err,
-                            len >= 8 ? buf[0] : 0,
-                            len >= 24 ? buf[1] : 0, len >= 24 ? buf[2] : 0);
+    trace_pvperf_read_group(vc->index, lead, len, err, len >= 8 ? rd.nr : 0,
+                            len >= 24 ? rd.time_enabled : 0,
+                            len >= 24 ? rd.time_running : 0);
     *touched |= group;
     for (uint64_t g = group; g; g &= g - 1) {
         vc->slot[ctz64(g)].read_error = err != 0;
@@ -1126,9 +846,8 @@ static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
     if (err) {
         return err;
     }
-    nr = buf[0];
-    for (uint64_t i = 0; i < nr; i++) {
-        uint64_t value = buf[3 + 2 * i], id = buf[4 + 2 * i];
+    for (uint64_t i = 0; i < rd.nr; i++) {
+        uint64_t value = rd.v[i].value, id = rd.v[i].id;
 
         for (uint64_t g = group; g; g &= g - 1) {
             PVPerfSlot *sl = &vc->slot[ctz64(g)];
@@ -1136,8 +855,8 @@ static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
             if (sl->id == id) {
                 /* a member's times are its leader's: they run together */
                 sl->count = value;
-                sl->time_enabled = buf[1];
-                sl->time_running = buf[2];
+                sl->time_enabled = rd.time_enabled;
+                sl->time_running = rd.time_running;
                 break;
             }
         }
@@ -1179,7 +898,6 @@ static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
 static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
                                   bool enable)
 {
-    unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
     uint64_t mask, touched = 0;
     uint32_t st;
     PVPerfVcpu *vc;
@@ -1193,8 +911,10 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
         PVPerfSlot *sl = &vc->slot[n];
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
 
-        if (ioctl(sl->fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0) {
-            st = pvperf_host_error(s, "ioctl", vc->index, n, errno);
+        int err = pvperf_host_enable(sl->fd, enable, group);
+
+        if (err) {
+            st = pvperf_host_error(s, "ioctl", vc->index, n, err);
             break;
         }
         group |= 1ull << n;
