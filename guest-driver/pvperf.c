@@ -97,8 +97,15 @@
 /* pc->vcpu of a CPU that never registered a page: the device rejects it */
 #define PVPERF_VCPU_INVALID	0xfffffffeu
 
-/* Driver-side status: the device may not be touched (paused or gone) */
+/* Driver-side statuses: the device may not be touched (paused or gone) */
 #define PVPERF_ST_NODEV		0x10000u
+/* this CPU has no usable command block: the registers may do */
+#define PVPERF_ST_NOBLOCK	0x10001u
+/*
+ * this CPU's command block is in use by the code this one interrupted (a
+ * BPF program reading an event in the middle of a command)
+ */
+#define PVPERF_ST_BUSY		0x10002u
 
 /*
  * Tries of the seqlock read of a record before it counts as failed: the
@@ -118,8 +125,13 @@ struct pvperf_cpu {
 	dma_addr_t page_dma;
 	struct pvperf_block_header *block;	/* command block, or NULL */
 	dma_addr_t block_dma;
-	/* under pv->lock */
+	/*
+	 * Set on this CPU with IRQs off under pv->lock or pc->lock, cleared
+	 * by other CPUs under both.
+	 */
 	bool block_ready;		/* registered: this CPU's commands use it */
+	bool block_busy;		/* this CPU, IRQs off: a command in it */
+	/* under pv->lock */
 	u32 vcpu;			/* device vCPU index, kept while offline */
 	u64 used;			/* slots owned by events */
 	u64 lost;			/* owned, but closed by the device */
@@ -279,7 +291,10 @@ static int pv_errno(u32 st)
 	case PVPERF_ST_LIMIT:
 		return -ENOSPC;
 	case PVPERF_ST_NODEV:
+	case PVPERF_ST_NOBLOCK:
 		return -ENODEV;
+	case PVPERF_ST_BUSY:
+		return -EBUSY;
 	default:
 		return -EIO;
 	}
@@ -299,8 +314,10 @@ struct pvperf_args {
 /*
  * One command through this CPU's command block: one exit, whatever the
  * arguments, and no register another CPU could be writing. The block is
- * this CPU's and is only used with pv->lock held (IRQs off), never from
- * NMI. Returns PVPERF_ST_PENDING when the device did not process it.
+ * this CPU's and is only used there with IRQs off, under pv->lock or
+ * pc->lock, never from NMI; a BPF program reading an event may still
+ * interrupt a command holding the other lock: PVPERF_ST_BUSY then.
+ * Returns PVPERF_ST_PENDING when the device did not process it.
  */
 static u32 pv_run_block(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
 			const struct pvperf_args *a)
@@ -309,6 +326,10 @@ static u32 pv_run_block(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
 				       PVPERF_BLOCK_ENTRY_OFFSET(0);
 	u32 st;
 
+	if (pc->block_busy)
+		return PVPERF_ST_BUSY;
+	pc->block_busy = true;
+	barrier();
 	*e = (struct pvperf_block_entry) {
 		.cmd = cpu_to_le32(cmd),
 		.vcpu = cpu_to_le32(a->vcpu),
@@ -329,6 +350,8 @@ static u32 pv_run_block(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
 		pr_debug_ratelimited(DRV_NAME ": command %u: status %u errno %u\n",
 				     cmd, st,
 				     le32_to_cpu(READ_ONCE(e->host_errno)));
+	barrier();
+	pc->block_busy = false;
 	return st;
 }
 
@@ -431,11 +454,14 @@ static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
 	pc = this_cpu_ptr(pv->cpu);
 	if (!pv_lock(&pc->lock, try))
 		goto out;
-	/* NODEV: no block (or the device forgot it), or the CPU not synced */
 	st = pv_cmd_cpu(pv, pc, cmd, &a);
 	raw_spin_unlock(&pc->lock);
-	if (st != PVPERF_ST_NODEV || !pv_lock(&pv->lock, try))
+	/* no block (or the device forgot it): the registers */
+	if (st != PVPERF_ST_NOBLOCK || !pv_lock(&pv->lock, try)) {
+		if (st == PVPERF_ST_NOBLOCK)
+			st = PVPERF_ST_NODEV;
 		goto out;
+	}
 	st = pv_mask_cmd_locked(pv, cmd, PVPERF_VCPU_SELF, mask);
 	raw_spin_unlock(&pv->lock);
 out:
@@ -606,13 +632,15 @@ static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
 	 * every CPU (pvperf_cpu_quiesce, with IRQs off there) before they
 	 * change the state, and only a sync on this CPU sets it again.
 	 */
-	if (!pc->ready || !pc->block_ready)
+	if (!pc->ready)
 		return PVPERF_ST_NODEV;
+	if (!pc->block_ready)
+		return PVPERF_ST_NOBLOCK;
 	st = pv_run_block(pv, pc, cmd, a);
 	if (st == PVPERF_ST_PENDING) {
 		/* the device forgot the block: the next sync registers it */
 		pc->block_ready = false;
-		return PVPERF_ST_NODEV;
+		return PVPERF_ST_NOBLOCK;
 	}
 	return st;
 }
