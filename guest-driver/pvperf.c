@@ -457,13 +457,13 @@ static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
 	st = pv_cmd_cpu(pv, pc, cmd, &a);
 	raw_spin_unlock(&pc->lock);
 	/* no block (or the device forgot it): the registers */
-	if (st != PVPERF_ST_NOBLOCK || !pv_lock(&pv->lock, try)) {
-		if (st == PVPERF_ST_NOBLOCK)
-			st = PVPERF_ST_NODEV;
-		goto out;
+	if (st == PVPERF_ST_NOBLOCK) {
+		st = PVPERF_ST_NODEV;
+		if (pv_lock(&pv->lock, try)) {
+			st = pv_cmd_locked(pv, cmd, &a);
+			raw_spin_unlock(&pv->lock);
+		}
 	}
-	st = pv_mask_cmd_locked(pv, cmd, PVPERF_VCPU_SELF, mask);
-	raw_spin_unlock(&pv->lock);
 out:
 	local_irq_restore(flags);
 	return st;
@@ -598,11 +598,11 @@ static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
 
 /* Shared slots ---------------------------------------------------------- */
 
-/* Entries that the host never multiplexes: shared slots count them exactly */
 /*
- * Software events and tracepoints count on shared slots unless this is
- * off (for events created afterwards): then they own slots, as hardware
- * events do (the end-to-end tests use it to run that path here).
+ * Entries that the host never multiplexes (software events and
+ * tracepoints) count exactly on shared slots, unless this is off (for
+ * events created afterwards): then they own slots, as hardware events do
+ * (the end-to-end tests use it to run that path here).
  */
 static bool shared_slots = true;
 module_param(shared_slots, bool, 0644);
@@ -987,6 +987,16 @@ static u32 pvperf_open_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
  * after a reset) opens nothing; an event that already owns a slot here
  * keeps it, and the slot is brought back in step when the CPU is.
  */
+/* Under pc->lock: does @pe have a usable slot on @cpu (as *@slot)? */
+static bool pvperf_has_slot(struct pvperf_cpu *pc, struct pvperf_event *pe,
+			    int cpu, u32 *slot)
+{
+	if (!pe->slot[cpu])
+		return false;
+	*slot = pe->slot[cpu] - 1;
+	return !pc->ready || !(pc->lost & BIT_ULL(*slot));
+}
+
 static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 {
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
@@ -998,8 +1008,7 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 
 	/* the event has its slot here: this CPU's lock alone */
 	raw_spin_lock_irqsave(&pc->lock, flags);
-	slot = pe->slot[cpu] - 1;
-	if (pe->slot[cpu] && (!pc->ready || !(pc->lost & BIT_ULL(slot)))) {
+	if (pvperf_has_slot(pc, pe, cpu, &slot)) {
 		raw_spin_unlock_irqrestore(&pc->lock, flags);
 		return slot;
 	}
@@ -1007,10 +1016,9 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 	/* opening, stealing or reopening a slot: pv->lock too */
 	raw_spin_lock(&pv->lock);
 	raw_spin_lock(&pc->lock);
+	if (pvperf_has_slot(pc, pe, cpu, &slot))
+		goto out;
 	if (pe->slot[cpu]) {
-		slot = pe->slot[cpu] - 1;
-		if (!pc->ready || !(pc->lost & BIT_ULL(slot)))
-			goto out;
 		/* the device closed it and reopening it failed: retry */
 		st = pvperf_open_slot(pv, pc, event, slot);
 		if (st == PVPERF_ST_OK)
