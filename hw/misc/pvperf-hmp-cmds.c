@@ -36,6 +36,11 @@ static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
                    st->exits, st->mmio_reads, st->mmio_writes, st->io_writes);
     monitor_printf(mon, "  commands: %" PRIu64 " from command blocks, %"
                    PRIu64 " failed\n", st->block_entries, st->failed);
+    if (st->overflows || st->throttles) {
+        monitor_printf(mon, "  sampling: %" PRIu64 " overflows, %" PRIu64
+                       " interrupts, %" PRIu64 " throttles\n", st->overflows,
+                       st->interrupts, st->throttles);
+    }
     for (c = st->commands; c; c = c->next) {
         char item[48];
         int len = snprintf(item, sizeof(item), " %s %" PRIu64,
@@ -70,11 +75,13 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                    "(%u open), ", info->limits->slots_per_vcpu,
                    info->limits->max_slots, info->open_slots);
     if (info->limits->refresh_ms) {
-        monitor_printf(mon, "refresh every %u ms\n",
+        monitor_printf(mon, "refresh every %u ms,\n",
                        info->limits->refresh_ms);
     } else {
-        monitor_printf(mon, "refresh off\n");
+        monitor_printf(mon, "refresh off,\n");
     }
+    monitor_printf(mon, "          %u overflows per second and vCPU at most\n",
+                   info->limits->max_sample_rate);
     monitor_printf(mon, "  catalog:\n");
     monitor_printf(mon, "    %-3s %-24s %-10s %4s %-18s %s\n", "idx", "name",
                    "kind", "type", "config", "status");
@@ -108,6 +115,16 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                        s->enabled ? "yes" : "no", s->count, s->time_enabled,
                        s->time_running,
                        s->has_last_errno ? strerror(s->last_errno) : "-");
+        if (s->sampling) {
+            const PvperfSampling *p = s->sampling;
+
+            monitor_printf(mon, "         sampling: period %" PRIu64
+                           ", %" PRIu64 " overflows, %" PRIu64 " lost, %"
+                           PRIu64 " throttles%s%s\n", p->period,
+                           p->overflows, p->lost, p->throttles,
+                           p->throttled ? ", throttled now" : "",
+                           p->pending ? ", pending" : "");
+        }
     }
     if (info->last_host_error) {
         const PvperfHostError *h = info->last_host_error;

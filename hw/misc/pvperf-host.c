@@ -8,6 +8,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
+#include "qemu/atomic.h"
 #include "qapi/error.h"
 #include "system/kvm.h"
 #include "pvperf-host.h"
@@ -261,10 +262,21 @@ void pvperf_host_catalog_free(PVPerfEvent *catalog, uint32_t *count)
 /* Host events ---------------------------------------------------------- */
 
 int pvperf_host_open(const PVPerfEvent *ev, int tid, int group_fd,
-                     uint64_t *id, const char **what)
+                     uint64_t period, uint64_t *id, const char **what)
 {
     struct perf_event_attr attr = ev->attr;
-    int fd = pvperf_perf_event_open(&attr, tid, group_fd);
+    int fd;
+
+    if (period) {
+        /*
+         * Only the overflow matters, not what the host would sample (its
+         * own IP is QEMU's): records of 8 bytes, a wakeup for each.
+         */
+        attr.sample_period = period;
+        attr.sample_type = 0;
+        attr.wakeup_events = 1;
+    }
+    fd = pvperf_perf_event_open(&attr, tid, group_fd);
 
     if (fd < 0) {
         *what = "perf_event_open";
@@ -285,6 +297,112 @@ int pvperf_host_enable(int fd, bool enable, bool group)
     unsigned long op = enable ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE;
 
     return ioctl(fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0 ? errno : 0;
+}
+
+int pvperf_host_set_period(int fd, uint64_t period)
+{
+    return ioctl(fd, PERF_EVENT_IOC_PERIOD, &period) < 0 ? errno : 0;
+}
+
+size_t pvperf_host_ring_bytes(void)
+{
+    return (1 + PVPERF_RING_DATA_PAGES) * qemu_real_host_page_size();
+}
+
+int pvperf_host_ring_map(int fd, PVPerfRing *r, const char **what)
+{
+    size_t size = pvperf_host_ring_bytes();
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+    if (base == MAP_FAILED) {
+        *what = "mmap (sample buffer)";
+        return -errno;
+    }
+    r->base = base;
+    r->size = size;
+    return 0;
+}
+
+void pvperf_host_ring_unmap(PVPerfRing *r)
+{
+    if (r->base) {
+        munmap(r->base, r->size);
+        r->base = NULL;
+    }
+}
+
+/* Copy @len bytes at ring offset @pos, which may wrap */
+static void pvperf_ring_copy(const uint8_t *data, uint64_t size,
+                             uint64_t pos, void *dst, size_t len)
+{
+    uint64_t off = pos % size;
+    size_t first = MIN(len, size - off);
+
+    memcpy(dst, data + off, first);
+    memcpy((uint8_t *)dst + first, data, len - first);
+}
+
+/*
+ * The reader's side of the kernel's ring buffer protocol
+ * (include/uapi/linux/perf_event.h, struct perf_event_mmap_page): read
+ * data_head, a read barrier, the records, a full barrier, then store
+ * data_tail. The kernel wrote the records, but a record that cannot be
+ * (shorter than its header, longer than what is there) ends the drain
+ * with everything skipped rather than loops.
+ */
+void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news)
+{
+    struct perf_event_mmap_page *pg = r->base;
+    uint64_t psize = qemu_real_host_page_size();
+    const uint8_t *data = (const uint8_t *)r->base + psize;
+    uint64_t size = r->size - psize;
+    uint64_t head, tail;
+
+    if (!pg) {
+        return;
+    }
+    head = qatomic_read(&pg->data_head);
+    smp_rmb();
+    tail = pg->data_tail;
+    if (head - tail > size) {
+        news->corrupt = true;           /* never more than the buffer */
+        tail = head;
+    }
+    while (tail != head) {
+        struct perf_event_header h;
+        uint64_t lost[2];
+
+        pvperf_ring_copy(data, size, tail, &h, sizeof(h));
+        if (h.size < sizeof(h) || h.size > head - tail) {
+            news->corrupt = true;
+            break;
+        }
+        switch (h.type) {
+        case PERF_RECORD_SAMPLE:
+            news->samples++;
+            break;
+        case PERF_RECORD_LOST:          /* { header; u64 id; u64 lost; } */
+            if (h.size >= sizeof(h) + sizeof(lost)) {
+                pvperf_ring_copy(data, size, tail + sizeof(h), lost,
+                                 sizeof(lost));
+                news->lost += lost[1];
+            }
+            break;
+        case PERF_RECORD_THROTTLE:
+            news->throttles++;
+            news->throttle_state = 1;
+            break;
+        case PERF_RECORD_UNTHROTTLE:
+            news->unthrottles++;
+            news->throttle_state = 2;
+            break;
+        default:
+            break;
+        }
+        tail += h.size;
+    }
+    smp_mb();
+    qatomic_set(&pg->data_tail, head);
 }
 
 int pvperf_host_read_group(int fd, PVPerfGroupRead *g, ssize_t *len)

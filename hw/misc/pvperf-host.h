@@ -46,11 +46,14 @@ void pvperf_host_catalog_free(PVPerfEvent *catalog, uint32_t *count);
 
 /*
  * Open @ev's host event on host thread @tid, disabled, in the group of
- * @group_fd (-1: none); its perf ID in *@id. Returns the fd or -errno,
- * with the failing call in *@what.
+ * @group_fd (-1: none); its perf ID in *@id. @period 0 counts; any other
+ * samples: an overflow record every @period events, a wakeup for each.
+ * Returns the fd or -errno, with the failing call in *@what.
  */
 int pvperf_host_open(const PVPerfEvent *ev, int tid, int group_fd,
-                     uint64_t *id, const char **what);
+                     uint64_t period, uint64_t *id, const char **what);
+/* Change a sampling event's period (it restarts); errno or 0 */
+int pvperf_host_set_period(int fd, uint64_t period);
 /* Enable or disable an open event (@group: with its members); errno or 0 */
 int pvperf_host_enable(int fd, bool enable, bool group);
 
@@ -77,6 +80,38 @@ typedef struct PVPerfWatch {
     int fd;
     void *rb;
 } PVPerfWatch;
+
+/*
+ * A sampling event's ring buffer: one metadata page and
+ * PVPERF_RING_DATA_PAGES data pages, mapped read-write so that the
+ * device can move data_tail (the kernel then never overwrites records
+ * that were not consumed: it counts them as lost). Its fd polls readable
+ * after each overflow record (wakeup_events = 1).
+ */
+#define PVPERF_RING_DATA_PAGES  1
+
+typedef struct PVPerfRing {
+    void *base;                 /* NULL: not mapped */
+    size_t size;
+} PVPerfRing;
+
+/* What one drain of a ring buffer found */
+typedef struct PVPerfRingNews {
+    uint64_t samples;           /* PERF_RECORD_SAMPLE: overflows */
+    uint64_t lost;              /* PERF_RECORD_LOST: overflows dropped */
+    uint32_t throttles;         /* PERF_RECORD_THROTTLE */
+    uint32_t unthrottles;       /* PERF_RECORD_UNTHROTTLE */
+    uint8_t throttle_state;     /* the last of them: 1 throttle, 2 un-, 0 none */
+    bool corrupt;               /* a record that cannot be: skipped all */
+} PVPerfRingNews;
+
+/* Map @fd's ring buffer: 0 or -errno (EPERM: perf_event_mlock_kb) */
+int pvperf_host_ring_map(int fd, PVPerfRing *r, const char **what);
+void pvperf_host_ring_unmap(PVPerfRing *r);
+/* Consume every record in the ring; adds what it found to *@news */
+void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news);
+/* Host memory a ring buffer takes, in bytes (counted by perf_event_mlock_kb) */
+size_t pvperf_host_ring_bytes(void);
 
 /* 0 or -errno, with the failing call in *@what */
 int pvperf_host_watch(int tid, PVPerfWatch *w, const char **what);

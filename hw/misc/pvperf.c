@@ -15,7 +15,7 @@
 #include "qemu/cutils.h"
 #include "qapi/error.h"
 #include "hw/pci/pci_device.h"
-#include "hw/pci/msi.h"
+#include "hw/pci/msix.h"
 #include "hw/qdev-properties.h"
 #include "hw/boards.h"
 #include "migration/vmstate.h"
@@ -38,6 +38,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
 
 #define PVPERF_MAX_SLOTS_LIMIT      65536
 #define PVPERF_REFRESH_MS_LIMIT     60000
+#define PVPERF_SAMPLE_RATE_MIN      100
+#define PVPERF_SAMPLE_RATE_MAX      1000000
 
 /* Migration: the catalog's names, comma-separated, NUL-padded */
 #define PVPERF_MIG_NAMES_SIZE       (PVPERF_CATALOG_MAX * PVPERF_NAME_SIZE)
@@ -45,10 +47,10 @@ OBJECT_DECLARE_SIMPLE_TYPE(PVPerfState, PVPERF)
 /* The features this build implements (docs/pvperf.rst, revision history) */
 #define PVPERF_FEATURES \
     (PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL | \
-     PVPERF_F_CMD_BLOCK)
+     PVPERF_F_CMD_BLOCK | PVPERF_F_OVERFLOW)
 
-/* Commands the access counters know by name: NOP .. RUN, then "other" */
-#define PVPERF_CMD_COUNTED          (PVPERF_CMD_RUN + 2)
+/* Commands the access counters know by name: NOP .. SET_PERIOD, "other" */
+#define PVPERF_CMD_COUNTED          (PVPERF_CMD_SET_PERIOD + 2)
 
 /* Command argument registers, CMD_VCPU .. CMD_PERIOD_HI, as an array */
 #define PVPERF_CMD_FIRST            PVPERF_REG_CMD_VCPU
@@ -87,7 +89,14 @@ typedef struct PVPerfSlot {
     uint64_t count;
     uint64_t time_enabled;
     uint64_t time_running;
-    uint64_t overflows;
+    uint64_t overflows;         /* lost included */
+    /* sampling (OVERFLOW): a slot opened with a period */
+    uint64_t period;            /* 0: counting */
+    PVPerfRing ring;            /* its host ring buffer */
+    uint64_t lost;
+    uint64_t throttles;
+    bool kernel_throttled;      /* the host kernel throttled it */
+    bool held;                  /* off on the host by the rate limit */
 } PVPerfSlot;
 
 /*
@@ -105,6 +114,16 @@ typedef struct PVPerfVcpu {
     uint64_t block;             /* command block GPA, 0 = none */
     uint64_t open;              /* bit n: slot n is open */
     PVPerfSlot slot[PVPERF_SLOTS_MAX];
+    /* sampling */
+    uint64_t sampling;          /* open slots with a ring buffer */
+    uint64_t pending;           /* overflow_pending as the guest sees it */
+    uint32_t hdr_seq;           /* seqlock of the page header */
+    uint64_t fresh;             /* new overflows, for the overflow BH */
+    uint64_t dirty;             /* records the overflow BH rewrites */
+    int64_t win_start;          /* rate limit window (realtime ms) */
+    uint64_t win_overflows;     /* overflows in it */
+    bool limited;               /* slots held until the window ends */
+    QEMUTimer *unhold_timer;
 } PVPerfVcpu;
 
 typedef struct PVPerfHostError {
@@ -125,12 +144,14 @@ struct PVPerfState {
     uint32_t slots_per_vcpu;
     uint32_t max_slots;
     uint32_t refresh_ms;
+    uint32_t max_sample_rate;
 
     /* catalog, fixed at realize */
     PVPerfEvent catalog[PVPERF_CATALOG_MAX];
     uint32_t catalog_count;
     char *catalog_names;        /* "name,name,...": checked on migration */
     uint32_t nr_vcpus;
+    uint32_t nr_vectors;        /* MSI-X: vector v is vCPU v's */
 
     /* guest-visible registers */
     uint32_t driver_features;
@@ -151,6 +172,11 @@ struct PVPerfState {
     uint64_t commands[PVPERF_CMD_COUNTED];
     uint64_t failed;
     uint64_t block_entries;     /* of commands[], those run from blocks */
+    uint64_t overflows;         /* over every slot, lost included */
+    uint64_t interrupts;        /* MSI-X messages the device sent */
+    uint64_t throttles;
+    /* overflow passes: host records to guest pages, under the guard */
+    QEMUBH *overflow_bh;
     /* RUN's copy of a command block */
     uint8_t *run_buf;
     /*
@@ -261,11 +287,17 @@ static void pvperf_fill_record(PVPerfVcpu *vc, uint32_t n,
     }
     rec->flags = cpu_to_le32(PVPERF_SLOT_OPEN |
                              (sl->enabled ? PVPERF_SLOT_ENABLED : 0) |
-                             (sl->read_error ? PVPERF_SLOT_READ_ERROR : 0));
+                             (sl->read_error ? PVPERF_SLOT_READ_ERROR : 0) |
+                             (sl->period ? PVPERF_SLOT_SAMPLING : 0) |
+                             (sl->held || sl->kernel_throttled ?
+                              PVPERF_SLOT_THROTTLED : 0));
     rec->count = cpu_to_le64(sl->count);
     rec->time_enabled = cpu_to_le64(sl->time_enabled);
     rec->time_running = cpu_to_le64(sl->time_running);
     rec->overflows = cpu_to_le64(sl->overflows);
+    /* 32-bit counters that wrap: the guest takes differences */
+    rec->lost = cpu_to_le32((uint32_t)sl->lost);
+    rec->throttles = cpu_to_le32((uint32_t)sl->throttles);
 }
 
 /*
@@ -316,6 +348,7 @@ static uint32_t pvperf_page_check(PVPerfState *s, uint64_t gpa,
  */
 static void pvperf_write_records(PVPerfState *s, PVPerfVcpu *vc,
                                  uint64_t mask);
+static void pvperf_write_header(PVPerfState *s, PVPerfVcpu *vc);
 
 static uint32_t pvperf_page_ready(PVPerfState *s, PVPerfVcpu *vc)
 {
@@ -331,6 +364,7 @@ static uint32_t pvperf_page_ready(PVPerfState *s, PVPerfVcpu *vc)
         /* writes were skipped meanwhile: bring every record up to date */
         vc->page_unwritable = false;
         pvperf_write_records(s, vc, pvperf_slot_bits(s));
+        pvperf_write_header(s, vc);
     }
     return st;
 }
@@ -391,12 +425,37 @@ static MemTxResult pvperf_write_page(PVPerfState *s, PVPerfVcpu *vc)
     hdr->layout = cpu_to_le32(PVPERF_PAGE_LAYOUT);
     hdr->vcpu = cpu_to_le32(vc->index);
     hdr->nr_slots = cpu_to_le32(s->slots_per_vcpu);
-    /* seq and overflow_pending stay 0: no OVERFLOW feature yet */
+    hdr->seq = cpu_to_le32(vc->hdr_seq);
+    hdr->overflow_pending = cpu_to_le64(vc->pending);
     for (uint32_t n = 0; n < s->slots_per_vcpu; n++) {
         pvperf_fill_record(vc, n, (struct pvperf_slot_record *)
                            (page + PVPERF_SLOT_RECORD_OFFSET(n)));
     }
     return pci_dma_write(PCI_DEVICE(s), vc->page, page, PVPERF_PAGE_SIZE);
+}
+
+/* The page header's overflow_pending, under its seqlock */
+static void pvperf_write_header(PVPerfState *s, PVPerfVcpu *vc)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    MemTxResult r;
+
+    if (!vc->page || pvperf_page_ready(s, vc)) {
+        return;
+    }
+    vc->hdr_seq++;                              /* odd: writing */
+    r = stl_le_pci_dma(pdev, vc->page + 16, vc->hdr_seq,
+                       MEMTXATTRS_UNSPECIFIED);
+    smp_wmb();
+    r |= stq_le_pci_dma(pdev, vc->page + 24, vc->pending,
+                        MEMTXATTRS_UNSPECIFIED);
+    smp_wmb();
+    vc->hdr_seq++;                              /* even: done */
+    r |= stl_le_pci_dma(pdev, vc->page + 16, vc->hdr_seq,
+                        MEMTXATTRS_UNSPECIFIED);
+    if (r != MEMTX_OK) {
+        pvperf_dma_failed(vc, r);
+    }
 }
 
 /*
@@ -440,10 +499,20 @@ static void pvperf_close_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
     for (uint64_t m = pvperf_members(vc, n); m; m &= m - 1) {
         vc->slot[ctz64(m)].leader = PVPERF_NO_GROUP;
     }
+    if (sl->ring.base) {
+        qemu_set_fd_handler(sl->fd, NULL, NULL, NULL);
+        pvperf_host_ring_unmap(&sl->ring);
+    }
     close(sl->fd);
     sl->fd = -1;
     sl->enabled = false;
+    sl->period = 0;
+    sl->held = false;
     vc->open &= ~(1ull << n);
+    vc->sampling &= ~(1ull << n);
+    vc->pending &= ~(1ull << n);
+    vc->fresh &= ~(1ull << n);
+    vc->dirty &= ~(1ull << n);
     s->open_slots--;
     trace_pvperf_close(vc->index, n);
 }
@@ -461,6 +530,7 @@ static void pvperf_release_vcpu(PVPerfState *s, uint32_t v)
     }
     qemu_set_fd_handler(vc->watch.fd, NULL, NULL, NULL);
     pvperf_host_watch_close(&vc->watch);
+    timer_free(vc->unhold_timer);
     object_unref(OBJECT(vc->cpu));
     g_free(vc);
     s->vcpu[v] = NULL;
@@ -517,6 +587,9 @@ static PVPerfVcpu *pvperf_vcpu_get(PVPerfState *s, uint32_t v)
     return vc;
 }
 
+static void pvperf_unhold(void *opaque);
+static void pvperf_sample_ready(void *opaque);
+
 /* Get or create the state of a present vCPU; fails with a status */
 static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
                                   PVPerfVcpu **out)
@@ -551,6 +624,7 @@ static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
         vc->slot[n].fd = -1;
         vc->slot[n].leader = PVPERF_NO_GROUP;
     }
+    vc->unhold_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pvperf_unhold, vc);
     qemu_set_fd_handler(watch.fd, pvperf_vcpu_watch, NULL, vc);
     s->vcpu[v] = vc;
     *out = vc;
@@ -683,6 +757,8 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
     const char *what;
     PVPerfVcpu *vc;
     uint64_t open, id;
+    PVPerfRing ring = { 0 };
+    bool held;
     int fd, ret;
 
     st = pvperf_target_present(s, a, &v);
@@ -702,9 +778,15 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
                       flags & ~PVPERF_OPEN_FLAGS_ALL);
         return PVPERF_ST_BAD_ARG;
     }
-    if (period && !(PVPERF_FEATURES & PVPERF_F_OVERFLOW)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: sampling (period %" PRIu64 ") "
-                      "needs feature OVERFLOW\n", __func__, period);
+    if (period > PVPERF_PERIOD_MAX) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: period %" PRIu64 " is beyond "
+                      "2^63 - 1\n", __func__, period);
+        return PVPERF_ST_BAD_ARG;
+    }
+    if (period && v >= s->nr_vectors) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u has no MSI-X vector "
+                      "(the device has %u): it cannot sample\n", __func__, v,
+                      s->nr_vectors);
         return PVPERF_ST_UNSUPPORTED;
     }
     vc = pvperf_vcpu_get(s, v);
@@ -737,20 +819,31 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
         return st;
     }
     fd = pvperf_host_open(ev, vc->tid, lead == PVPERF_NO_GROUP ? -1 :
-                          vc->slot[lead].fd, &id, &what);
+                          vc->slot[lead].fd, period, &id, &what);
     if (fd < 0) {
         return pvperf_host_error(s, what, v, n, -fd);
     }
+    if (period) {
+        ret = pvperf_host_ring_map(fd, &ring, &what);
+        if (ret < 0) {
+            close(fd);
+            return pvperf_host_error(s, what, v, n, -ret);
+        }
+    }
     ret = pvperf_block_migration(s);
     if (ret < 0) {
+        pvperf_host_ring_unmap(&ring);
         close(fd);
         return pvperf_host_error(s, "migrate_add_blocker", v, n, -ret);
     }
+    /* a sampling slot enabled while its vCPU is over the rate: held */
+    held = (flags & PVPERF_OPEN_ENABLED) && period && vc->limited;
     ret = 0;
-    if (flags & PVPERF_OPEN_ENABLED) {
+    if ((flags & PVPERF_OPEN_ENABLED) && !held) {
         ret = pvperf_host_enable(fd, true, false);
     }
     if (ret) {
+        pvperf_host_ring_unmap(&ring);
         close(fd);
         pvperf_update_blocker(s);
         return pvperf_host_error(s, "ioctl", v, n, ret);
@@ -762,9 +855,16 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
         .leader = lead,
         .enabled = flags & PVPERF_OPEN_ENABLED,
         .seq = vc->slot[n].seq,
+        .period = period,
+        .ring = ring,
+        .held = held,
     };
     vc->open |= 1ull << n;
     s->open_slots++;
+    if (period) {
+        vc->sampling |= 1ull << n;
+        qemu_set_fd_handler(fd, pvperf_sample_ready, NULL, vc);
+    }
     pvperf_write_record(s, vc, n);
     trace_pvperf_open(v, n, ev->name, lead, fd);
     return PVPERF_ST_OK;
@@ -774,7 +874,7 @@ static uint32_t pvperf_cmd_close(PVPerfState *s, const PVPerfArgs *a)
 {
     uint32_t n = a->slot, v, st;
     PVPerfVcpu *vc;
-    uint64_t members;
+    uint64_t members, pending;
 
     st = pvperf_target(s, a, &v);
     if (st) {
@@ -790,9 +890,13 @@ static uint32_t pvperf_cmd_close(PVPerfState *s, const PVPerfArgs *a)
         return PVPERF_ST_SLOT_FREE;
     }
     members = pvperf_members(vc, n);
+    pending = vc->pending;
     pvperf_close_slot(s, vc, n);
     pvperf_update_blocker(s);
     pvperf_write_records(s, vc, members | (1ull << n));
+    if (pending != vc->pending) {
+        pvperf_write_header(s, vc);
+    }
     return PVPERF_ST_OK;
 }
 
@@ -910,13 +1014,15 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
         uint32_t n = ctz64(m);
         PVPerfSlot *sl = &vc->slot[n];
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
-
-        int err = pvperf_host_enable(sl->fd, enable, group);
+        /* over the rate limit, a sampling slot waits for the window's end */
+        bool hold = enable && sl->period && vc->limited;
+        int err = hold ? 0 : pvperf_host_enable(sl->fd, enable, group);
 
         if (err) {
             st = pvperf_host_error(s, "ioctl", vc->index, n, err);
             break;
         }
+        sl->held = hold;
         group |= 1ull << n;
         for (uint64_t g = group; g; g &= g - 1) {
             vc->slot[ctz64(g)].enabled = enable;
@@ -1012,6 +1118,222 @@ static void pvperf_refresh_bh(void *opaque)
     pvperf_arm_refresh(s);
 }
 
+/* Sampling (OVERFLOW) ------------------------------------------------- */
+
+/* Overflows a vCPU may have in one rate window (docs: "Throttling") */
+static uint64_t pvperf_rate_quota(PVPerfState *s)
+{
+    return MAX(1, (uint64_t)s->max_sample_rate * PVPERF_RATE_WINDOW_MS / 1000);
+}
+
+/*
+ * The vCPU went over MAX_SAMPLE_RATE in this window: its enabled sampling
+ * slots go off on the host (a leader alone: its group stops with it) until
+ * the window ends. The guest's view (ENABLED) does not change.
+ */
+static void pvperf_hold(PVPerfState *s, PVPerfVcpu *vc)
+{
+    for (uint64_t m = vc->sampling; m; m &= m - 1) {
+        uint32_t n = ctz64(m);
+        PVPerfSlot *sl = &vc->slot[n];
+        int err;
+
+        if (!sl->enabled || sl->held) {
+            continue;
+        }
+        err = pvperf_host_enable(sl->fd, false, false);
+        if (err) {
+            pvperf_note_host_error(s, "ioctl (rate limit)", vc->index, n, err);
+            continue;
+        }
+        sl->held = true;
+        sl->throttles++;
+        s->throttles++;
+        vc->dirty |= 1ull << n;
+    }
+    vc->limited = true;
+    timer_mod(vc->unhold_timer, vc->win_start + PVPERF_RATE_WINDOW_MS);
+    trace_pvperf_hold(vc->index, vc->win_overflows);
+}
+
+/* The window ended: what the guest has enabled counts and samples again */
+static void pvperf_unhold(void *opaque)
+{
+    PVPerfVcpu *vc = opaque;
+    PVPerfState *s = vc->s;
+
+    for (uint64_t m = vc->sampling; m; m &= m - 1) {
+        uint32_t n = ctz64(m);
+        PVPerfSlot *sl = &vc->slot[n];
+        int err;
+
+        if (!sl->held) {
+            continue;
+        }
+        sl->held = false;
+        vc->dirty |= 1ull << n;
+        err = sl->enabled ? pvperf_host_enable(sl->fd, true, false) : 0;
+        if (err) {
+            pvperf_note_host_error(s, "ioctl (rate limit)", vc->index, n, err);
+        }
+    }
+    vc->limited = false;
+    qemu_bh_schedule(s->overflow_bh);
+}
+
+/*
+ * A sampling slot of this vCPU has overflow records (its fd polls readable
+ * after each, wakeup_events = 1). Runs in the main loop with the BQL:
+ * drains every ring buffer of the vCPU, counts, applies the rate limit,
+ * and leaves guest memory to the overflow bottom half, which runs under
+ * the device's re-entrancy guard.
+ */
+static void pvperf_sample_ready(void *opaque)
+{
+    PVPerfVcpu *vc = opaque;
+    PVPerfState *s = vc->s;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint64_t found = 0;
+
+    for (uint64_t m = vc->sampling; m; m &= m - 1) {
+        uint32_t n = ctz64(m);
+        PVPerfSlot *sl = &vc->slot[n];
+        PVPerfRingNews news = { 0 };
+        uint64_t ovf;
+
+        pvperf_host_ring_drain(&sl->ring, &news);
+        ovf = news.samples + news.lost;
+        if (ovf) {
+            sl->overflows += ovf;
+            sl->lost += news.lost;
+            s->overflows += ovf;
+            found += ovf;
+            vc->fresh |= 1ull << n;
+            trace_pvperf_overflow(vc->index, n, news.samples, news.lost);
+        }
+        if (news.throttle_state) {
+            sl->kernel_throttled = news.throttle_state == 1;
+            sl->throttles += news.throttles;
+            s->throttles += news.throttles;
+            vc->dirty |= 1ull << n;
+        }
+        if (news.corrupt) {
+            pvperf_note_host_error(s, "sample buffer", vc->index, n, EIO);
+        }
+    }
+    if (now - vc->win_start >= PVPERF_RATE_WINDOW_MS) {
+        vc->win_start = now;
+        vc->win_overflows = 0;
+    }
+    vc->win_overflows += found;
+    if (!vc->limited && vc->win_overflows > pvperf_rate_quota(s)) {
+        pvperf_hold(s, vc);
+    }
+    if (vc->fresh | vc->dirty) {
+        qemu_bh_schedule(s->overflow_bh);
+    }
+}
+
+/*
+ * An overflow pass (docs: "Interrupts"): for each vCPU with news, read the
+ * slots that overflowed (their records then carry the counts of now), set
+ * their bits in overflow_pending, and send the vCPU's MSI-X message once.
+ */
+static void pvperf_overflow_bh(void *opaque)
+{
+    PVPerfState *s = opaque;
+    PCIDevice *pdev = PCI_DEVICE(s);
+
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
+        uint64_t fresh;
+        uint32_t failed = 0;
+        int err;
+
+        if (!vc || !(vc->fresh | vc->dirty)) {
+            continue;
+        }
+        fresh = vc->fresh;
+        if (!vc->page) {
+            /* counted, not signalled: nowhere to say which slot */
+            vc->fresh = vc->dirty = 0;
+            continue;
+        }
+        err = pvperf_read_slots(s, vc, vc->fresh | vc->dirty, &failed);
+        if (err) {
+            pvperf_note_host_error(s, "read", v, failed, err);
+        }
+        vc->fresh = vc->dirty = 0;
+        if (!fresh) {
+            continue;
+        }
+        vc->pending |= fresh;
+        pvperf_write_header(s, vc);
+        if (!vc->page_unwritable && msix_enabled(pdev)) {
+            msix_notify(pdev, v);
+            s->interrupts++;
+            trace_pvperf_notify(v, vc->pending);
+        }
+    }
+}
+
+static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
+{
+    uint32_t n = a->slot, v, st;
+    PVPerfVcpu *vc;
+    PVPerfSlot *sl;
+    int err;
+
+    st = pvperf_target(s, a, &v);
+    if (st) {
+        return st;
+    }
+    if (!pvperf_slot_ok(s, n, __func__)) {
+        return PVPERF_ST_BAD_SLOT;
+    }
+    if (a->period == 0 || a->period > PVPERF_PERIOD_MAX) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: period %" PRIu64 ": periods are "
+                      "1 to 2^63 - 1\n", __func__, a->period);
+        return PVPERF_ST_BAD_ARG;
+    }
+    vc = pvperf_vcpu_get(s, v);
+    if (!vc || !(vc->open & (1ull << n))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is not open\n",
+                      __func__, v, n);
+        return PVPERF_ST_SLOT_FREE;
+    }
+    sl = &vc->slot[n];
+    if (!sl->period) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u counts: it was "
+                      "opened without a period\n", __func__, v, n);
+        return PVPERF_ST_BAD_ARG;
+    }
+    err = pvperf_host_set_period(sl->fd, a->period);
+    if (err) {
+        return pvperf_host_error(s, "ioctl (period)", v, n, err);
+    }
+    sl->period = a->period;
+    trace_pvperf_set_period(v, n, a->period);
+    return PVPERF_ST_OK;
+}
+
+static uint32_t pvperf_cmd_ack_overflow(PVPerfState *s, const PVPerfArgs *a)
+{
+    uint64_t mask;
+    PVPerfVcpu *vc;
+    uint32_t st = pvperf_mask_target(s, a, &vc, &mask);
+
+    if (st || !mask) {
+        return st;
+    }
+    trace_pvperf_ack(vc->index, mask, vc->pending);
+    if (vc->pending & mask) {
+        vc->pending &= ~mask;
+        pvperf_write_header(s, vc);
+    }
+    return PVPERF_ST_OK;
+}
+
 /* Commands ------------------------------------------------------------ */
 
 static void pvperf_reset_cmd_regs(PVPerfState *s)
@@ -1035,6 +1357,7 @@ static const char *pvperf_cmd_name(uint32_t cmd)
         [PVPERF_CMD_ACK_OVERFLOW] = "ACK_OVERFLOW",
         [PVPERF_CMD_SET_BLOCK] = "SET_BLOCK",
         [PVPERF_CMD_RUN] = "RUN",
+        [PVPERF_CMD_SET_PERIOD] = "SET_PERIOD",
     };
 
     return cmd < ARRAY_SIZE(names) ? names[cmd] : "unknown";
@@ -1126,10 +1449,10 @@ static uint32_t pvperf_command(PVPerfState *s, uint32_t cmd,
         status = pvperf_cmd_read(s, a);
         break;
     case PVPERF_CMD_ACK_OVERFLOW:
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: ACK_OVERFLOW needs feature "
-                      "OVERFLOW, which this device does not have\n",
-                      __func__);
-        status = PVPERF_ST_UNSUPPORTED;
+        status = pvperf_cmd_ack_overflow(s, a);
+        break;
+    case PVPERF_CMD_SET_PERIOD:
+        status = pvperf_cmd_set_period(s, a);
         break;
     case PVPERF_CMD_SET_BLOCK:
         status = pvperf_cmd_set_block(s, a);
@@ -1353,6 +1676,12 @@ static uint64_t pvperf_mmio_read(void *opaque, hwaddr addr, unsigned size)
         ev = pvperf_selected(s);
         val = ev ? ev->probe_errno : 0;
         break;
+    case PVPERF_REG_NR_VECTORS:
+        val = s->nr_vectors;
+        break;
+    case PVPERF_REG_MAX_SAMPLE_RATE:
+        val = s->max_sample_rate;
+        break;
     case PVPERF_REG_CMD_VCPU ... PVPERF_REG_CMD_FLAGS:
     case PVPERF_REG_CMD_MASK_LO ... PVPERF_REG_CMD_PERIOD_HI:
         val = s->cmd[PVPERF_CMD_IDX(addr)];
@@ -1416,6 +1745,8 @@ static void pvperf_mmio_write(void *opaque, hwaddr addr, uint64_t val,
     case PVPERF_REG_NR_VCPUS ... PVPERF_REG_CATALOG_COUNT:
     case PVPERF_REG_CATALOG_INFO:
     case PVPERF_REG_CATALOG_ERRNO:
+    case PVPERF_REG_NR_VECTORS:
+    case PVPERF_REG_MAX_SAMPLE_RATE:
     case PVPERF_REG_STATUS:
     case PVPERF_REG_HOST_ERRNO:
     case PVPERF_REG_CATALOG_NAME ...
@@ -1504,6 +1835,7 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
     info->limits->slots_per_vcpu = s->slots_per_vcpu;
     info->limits->max_slots = s->max_slots;
     info->limits->refresh_ms = s->refresh_ms;
+    info->limits->max_sample_rate = s->max_sample_rate;
     info->open_slots = s->open_slots;
 
     for (uint32_t i = 0; i < s->catalog_count; i++) {
@@ -1564,6 +1896,15 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
             o->time_running = sl->time_running;
             o->has_last_errno = sl->read_error;
             o->last_errno = sl->read_errno;
+            if (sl->period) {
+                o->sampling = g_new0(PvperfSampling, 1);
+                o->sampling->period = sl->period;
+                o->sampling->overflows = sl->overflows;
+                o->sampling->lost = sl->lost;
+                o->sampling->throttles = sl->throttles;
+                o->sampling->throttled = sl->held || sl->kernel_throttled;
+                o->sampling->pending = !!(vc->pending & (1ull << n));
+            }
             QAPI_LIST_APPEND(slot_tail, o);
         }
     }
@@ -1584,6 +1925,9 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
     st->exits = s->mmio_reads + s->mmio_writes + s->io_writes + s->io_reads;
     st->block_entries = s->block_entries;
     st->failed = s->failed;
+    st->overflows = s->overflows;
+    st->interrupts = s->interrupts;
+    st->throttles = s->throttles;
     cmd_tail = &st->commands;
     for (uint32_t c = 0; c < PVPERF_CMD_COUNTED; c++) {
         PvperfCommandCount *cc;
@@ -1671,6 +2015,13 @@ static bool pvperf_check_limits(PVPerfState *s, Error **errp)
                    PVPERF_MAX_SLOTS_LIMIT, s->max_slots);
         return false;
     }
+    if (s->max_sample_rate < PVPERF_SAMPLE_RATE_MIN ||
+        s->max_sample_rate > PVPERF_SAMPLE_RATE_MAX) {
+        error_setg(errp, "max-sample-rate must be %d to %d overflows per "
+                   "second and vCPU, not %u", PVPERF_SAMPLE_RATE_MIN,
+                   PVPERF_SAMPLE_RATE_MAX, s->max_sample_rate);
+        return false;
+    }
     if (s->refresh_ms > PVPERF_REFRESH_MS_LIMIT) {
         error_setg(errp, "refresh-ms must be at most %d (0 = off), not %u",
                    PVPERF_REFRESH_MS_LIMIT, s->refresh_ms);
@@ -1693,9 +2044,15 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
     }
 
     pci_config_set_interrupt_pin(pdev->config, 0);
-    if (msi_init(pdev, 0, 1, true, false, errp)) {
+    /* one MSI-X vector per vCPU: vCPU v's overflows raise vector v */
+    s->nr_vectors = MIN(s->nr_vcpus, PVPERF_MSIX_VECTORS_MAX);
+    if (msix_init_exclusive_bar(pdev, s->nr_vectors, PVPERF_MSIX_BAR,
+                                errp)) {
         pvperf_free_catalog(s);
         return;
+    }
+    for (uint32_t v = 0; v < s->nr_vectors; v++) {
+        msix_vector_use(pdev, v);
     }
 
     memory_region_init_io(&s->mmio, OBJECT(s), &pvperf_mmio_ops, s,
@@ -1708,6 +2065,9 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
 
     s->vcpu = g_new0(PVPerfVcpu *, s->nr_vcpus);
     s->run_buf = g_malloc0(PVPERF_BLOCK_SIZE);
+    /* writes guest memory outside the MMIO handlers: guard it */
+    s->overflow_bh = qemu_bh_new_guarded(pvperf_overflow_bh, s,
+                                         &DEVICE(s)->mem_reentrancy_guard);
     if (s->refresh_ms) {
         s->refresh_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, pvperf_refresh, s);
         /* writes guest memory outside the MMIO handlers: guard it */
@@ -1731,7 +2091,9 @@ static void pvperf_exit(PCIDevice *pdev)
         s->refresh_timer = NULL;
         g_clear_pointer(&s->refresh_bh, qemu_bh_delete);
     }
-    msi_uninit(pdev);
+    g_clear_pointer(&s->overflow_bh, qemu_bh_delete);
+    msix_unuse_all_vectors(pdev);
+    msix_uninit_exclusive_bar(pdev);
     pvperf_free_catalog(s);
 }
 
@@ -1887,14 +2249,15 @@ static const VMStateDescription vmstate_pvperf_blocks = {
 
 static const VMStateDescription vmstate_pvperf = {
     .name = "pvperf",
-    .version_id = 2,
-    .minimum_version_id = 2,
+    .version_id = 3,
+    .minimum_version_id = 3,
     .pre_save = pvperf_pre_save,
     .post_save = pvperf_post_save,
     .pre_load = pvperf_pre_load,
     .post_load = pvperf_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, PVPerfState),
+        VMSTATE_MSIX(parent_obj, PVPerfState),
         VMSTATE_BUFFER(mig_names, PVPerfState),
         VMSTATE_UINT32(driver_features, PVPerfState),
         VMSTATE_UINT32(catalog_select, PVPerfState),
@@ -1918,6 +2281,8 @@ static const Property pvperf_properties[] = {
                        PVPERF_SLOTS_MAX),
     DEFINE_PROP_UINT32("max-slots", PVPerfState, max_slots, 1024),
     DEFINE_PROP_UINT32("refresh-ms", PVPerfState, refresh_ms, 0),
+    DEFINE_PROP_UINT32("max-sample-rate", PVPerfState, max_sample_rate,
+                       20000),
 };
 
 static void pvperf_class_init(ObjectClass *klass, void *data)
@@ -1946,6 +2311,9 @@ static void pvperf_class_init(ObjectClass *klass, void *data)
         "slots each vCPU may open, 1-64");
     object_class_property_set_description(klass, "max-slots",
         "open slots over all vCPUs, 1-65536");
+    object_class_property_set_description(klass, "max-sample-rate",
+        "overflows per second and vCPU the guest may have; beyond, its "
+        "sampling slots stop for the rest of a 10 ms window, 100-1000000");
     object_class_property_set_description(klass, "refresh-ms",
         "refresh enabled slots in the count pages every N ms, 0 = off");
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);

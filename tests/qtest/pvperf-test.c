@@ -181,8 +181,13 @@ static void test_pci_identity(void)
     g_assert_cmpuint(f.bar_size, ==, PVPERF_MMIO_SIZE);
     g_assert_cmpuint(f.iobar_size, ==, PVPERF_IO_SIZE);
 
-    cap = qpci_find_capability(f.dev, PCI_CAP_ID_MSI, 0);
+    /* ABI 1.2: MSI-X, one vector per vCPU, no MSI */
+    g_assert_cmpuint(qpci_find_capability(f.dev, PCI_CAP_ID_MSI, 0), ==, 0);
+    cap = qpci_find_capability(f.dev, PCI_CAP_ID_MSIX, 0);
     g_assert_cmpuint(cap, !=, 0);
+    g_assert_cmpuint(qpci_msix_table_size(f.dev), ==, 3);
+    g_assert_cmpuint(qpci_config_readl(f.dev, cap + PCI_MSIX_TABLE) &
+                     PCI_MSIX_FLAGS_BIRMASK, ==, PVPERF_MSIX_BAR);
 
     g_assert_cmphex(rd(&f, PVPERF_REG_MAGIC), ==, PVPERF_MAGIC);
     g_assert_cmphex(rd(&f, PVPERF_REG_VERSION), ==, PVPERF_VERSION);
@@ -195,6 +200,8 @@ static void test_pci_identity(void)
     g_assert_cmpuint(rd(&f, PVPERF_REG_SLOTS_PER_VCPU), ==, 64);
     g_assert_cmpuint(rd(&f, PVPERF_REG_MAX_SLOTS), ==, 1024);
     g_assert_cmpuint(rd(&f, PVPERF_REG_REFRESH_MS), ==, 0);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_NR_VECTORS), ==, 3);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_MAX_SAMPLE_RATE), ==, 20000);
 
     /* command registers' reset values */
     g_assert_cmphex(rd(&f, PVPERF_REG_CMD_VCPU), ==, PVPERF_VCPU_SELF);
@@ -387,7 +394,7 @@ static void test_bad_accesses(void)
     count = rd(&f, PVPERF_REG_CATALOG_COUNT);
 
     /* undefined offsets: read zero, writes dropped */
-    for (uint32_t off = 0x30; off < 0x40; off += 4) {
+    for (uint32_t off = 0x38; off < 0x40; off += 4) {
         g_assert_cmphex(rd(&f, off), ==, 0);
         wr(&f, off, 0xdeadbeef);
         g_assert_cmphex(rd(&f, off), ==, 0);
@@ -886,13 +893,14 @@ static void test_count_errors(void)
     /* BAD_ARG: reserved flags */
     g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
                                0x80000000), ==, PVPERF_ST_BAD_ARG);
-    /* UNSUPPORTED: sampling needs OVERFLOW */
-    wr(&f, PVPERF_REG_CMD_PERIOD_LO, 1000);
+    /* BAD_ARG: a period beyond 2^63 - 1 (1.2) */
+    wr(&f, PVPERF_REG_CMD_PERIOD_HI, 0x80000000);
     g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP, 0),
-                     ==, PVPERF_ST_UNSUPPORTED);
-    wr(&f, PVPERF_REG_CMD_PERIOD_LO, 0);
+                     ==, PVPERF_ST_BAD_ARG);
+    wr(&f, PVPERF_REG_CMD_PERIOD_HI, 0);
+    /* ACK_OVERFLOW checks its mask like the other mask commands */
     g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1), ==,
-                     PVPERF_ST_UNSUPPORTED);
+                     PVPERF_ST_SLOT_FREE);
     /* UNAVAILABLE */
     if (insn_err) {
         g_assert_cmpuint(open_slot(&f, 0, 0, EV_INSN, PVPERF_NO_GROUP, 0),
@@ -1790,7 +1798,7 @@ static void test_block_run(void)
     Entry read[] = { E_SELF(PVPERF_CMD_READ, .mask = (1ull << 3) | 1ull << 5) };
 
     fixture_start(&f, NULL, spin_args());
-    g_assert_cmphex(rd(&f, PVPERF_REG_VERSION), ==, 0x00010001);
+    g_assert_cmphex(rd(&f, PVPERF_REG_VERSION), ==, 0x00010002);
     g_assert_true(rd(&f, PVPERF_REG_FEATURES) & PVPERF_F_CMD_BLOCK);
 
     /* RUN with no block; SET_BLOCK's checks, which write nothing */
@@ -2205,6 +2213,78 @@ static void cpu_unplug(Fixture *f)
     qtest_qmp_eventwait(f->qts, "DEVICE_DELETED");
 }
 
+/* Sampling (ABI 1.2) ---------------------------------------------------- */
+
+#define MSI_GPA         0x300000ull     /* where MSI-X messages land */
+
+static void open_period(Fixture *f, uint64_t period)
+{
+    wr(f, PVPERF_REG_CMD_PERIOD_LO, (uint32_t)period);
+    wr(f, PVPERF_REG_CMD_PERIOD_HI, period >> 32);
+}
+
+/* Point vCPU @v's vector at guest RAM: each message writes its data there */
+static void msix_to_ram(Fixture *f, uint32_t v)
+{
+    uint64_t off = f->dev->msix_table_off + v * PCI_MSIX_ENTRY_SIZE;
+
+    qpci_io_writel(f->dev, f->dev->msix_table_bar,
+                   off + PCI_MSIX_ENTRY_LOWER_ADDR, MSI_GPA + 4 * v);
+    qpci_io_writel(f->dev, f->dev->msix_table_bar,
+                   off + PCI_MSIX_ENTRY_UPPER_ADDR, 0);
+    qpci_io_writel(f->dev, f->dev->msix_table_bar,
+                   off + PCI_MSIX_ENTRY_DATA, 0x5a00 + v);
+    qpci_io_writel(f->dev, f->dev->msix_table_bar,
+                   off + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
+    qtest_writel(f->qts, MSI_GPA + 4 * v, 0);
+}
+
+static uint64_t pending_bits(Fixture *f, uint64_t page)
+{
+    g_assert_cmpuint(qtest_readl(f->qts, page + 16) % 2, ==, 0);
+    return qtest_readq(f->qts, page + 24);
+}
+
+/* Wait (real time: the vCPU spins under TCG) until @pred or 5 s */
+#define WAIT_FOR(pred) do {                                     \
+        for (int i_ = 0; i_ < 500 && !(pred); i_++) {           \
+            g_usleep(10 * 1000);                                \
+        }                                                       \
+    } while (0)
+
+static void test_sample_basic(void)
+{
+    Fixture f;
+    Rec r;
+
+    fixture_start(&f, NULL, spin_args());
+    g_assert_true(rd(&f, PVPERF_REG_FEATURES) & PVPERF_F_OVERFLOW);
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    /* task-clock every 1 ms of vCPU thread time */
+    open_period(&f, 1000000);
+    g_assert_cmpuint(open_slot(&f, 0, 4, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    open_period(&f, 0);
+    WAIT_FOR(qtest_readl(f.qts, MSI_GPA) == 0x5a00);
+    g_assert_cmphex(qtest_readl(f.qts, MSI_GPA), ==, 0x5a00);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA) & (1ull << 4), !=, 0);
+    r = get_rec(&f, PAGE_GPA, 4);
+    g_assert_cmpuint(r.overflows, >, 0);
+    g_assert_cmphex(r.flags & PVPERF_SLOT_SAMPLING, !=, 0);
+    g_assert_cmpuint(r.count, >=, r.overflows * 1000000);
+
+    /* ACK_OVERFLOW clears the bit; later overflows set it again */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1ull << 4),
+                     ==, PVPERF_ST_OK);
+    qtest_writel(f.qts, MSI_GPA, 0);
+    WAIT_FOR(qtest_readl(f.qts, MSI_GPA) == 0x5a00);
+    g_assert_cmphex(qtest_readl(f.qts, MSI_GPA), ==, 0x5a00);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 4).overflows, >, r.overflows);
+    fixture_stop(&f);
+}
+
 static void test_vcpu_hotplug(void)
 {
     Fixture f;
@@ -2298,6 +2378,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/block/run", test_block_run);
     qtest_add_func("/pvperf/block/errors", test_block_errors);
     qtest_add_func("/pvperf/block/budget", test_block_budget);
+    qtest_add_func("/pvperf/sample/basic", test_sample_basic);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);

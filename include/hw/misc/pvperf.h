@@ -2,7 +2,7 @@
 /*
  * pvperf: paravirtual access to host performance events.
  *
- * Guest/host ABI, version 1.1. docs/pvperf.rst is the specification; this
+ * Guest/host ABI, version 1.2. docs/pvperf.rst is the specification; this
  * header is its machine-readable twin and is shared by the QEMU device,
  * its qtest and the Linux guest driver. It uses fixed-width types only
  * and depends on nothing else from QEMU or Linux.
@@ -34,11 +34,13 @@
 #define PVPERF_IO_BAR               2       /* doorbell only, 4-byte I/O BAR */
 #define PVPERF_IO_SIZE              4
 #define PVPERF_IO_DOORBELL          0x0
+#define PVPERF_MSIX_BAR             4       /* 1.2: MSI-X table and PBA */
+#define PVPERF_MSIX_VECTORS_MAX     2048    /* vectors: one per vCPU, at most */
 
 /* Identity values */
 #define PVPERF_MAGIC                0x46505650u /* "PVPF" little-endian */
 #define PVPERF_VERSION_MAJOR        1
-#define PVPERF_VERSION_MINOR        1
+#define PVPERF_VERSION_MINOR        2
 #define PVPERF_VERSION              ((PVPERF_VERSION_MAJOR << 16) | \
                                      PVPERF_VERSION_MINOR)
 #define PVPERF_VERSION_MAJOR_OF(v)  ((v) >> 16)
@@ -58,6 +60,8 @@ enum pvperf_reg {
     PVPERF_REG_CATALOG_SELECT   = 0x024, /* RW */
     PVPERF_REG_CATALOG_INFO     = 0x028, /* RO */
     PVPERF_REG_CATALOG_ERRNO    = 0x02c, /* RO */
+    PVPERF_REG_NR_VECTORS       = 0x030, /* RO, 1.2: MSI-X vectors */
+    PVPERF_REG_MAX_SAMPLE_RATE  = 0x034, /* RO, 1.2: overflows/s per vCPU */
     PVPERF_REG_CMD_VCPU         = 0x040, /* RW */
     PVPERF_REG_CMD_SLOT         = 0x044, /* RW */
     PVPERF_REG_CMD_EVENT        = 0x048, /* RW */
@@ -78,7 +82,7 @@ enum pvperf_reg {
 /* FEATURES / DRIVER_FEATURES bits */
 #define PVPERF_F_COUNTING           (1u << 0) /* SET_PAGE OPEN CLOSE ENABLE DISABLE READ */
 #define PVPERF_F_GROUPS             (1u << 1) /* CMD_GROUP, group read in one call */
-#define PVPERF_F_OVERFLOW           (1u << 2) /* CMD_PERIOD, MSI, ACK_OVERFLOW */
+#define PVPERF_F_OVERFLOW           (1u << 2) /* 1.2: periods, MSI-X, ACK_OVERFLOW, SET_PERIOD */
 #define PVPERF_F_IO_DOORBELL        (1u << 3) /* BAR 2 doorbell */
 #define PVPERF_F_CMD_BLOCK          (1u << 4) /* 1.1: SET_BLOCK, RUN */
 #define PVPERF_F_ALL_V1             0x0000001fu
@@ -122,6 +126,7 @@ enum pvperf_cmd {
     PVPERF_CMD_ACK_OVERFLOW     = 0x08,
     PVPERF_CMD_SET_BLOCK        = 0x09, /* 1.1, CMD_BLOCK */
     PVPERF_CMD_RUN              = 0x0a, /* 1.1, CMD_BLOCK */
+    PVPERF_CMD_SET_PERIOD       = 0x0b, /* 1.2, OVERFLOW */
 };
 
 /* STATUS values */
@@ -146,6 +151,15 @@ enum pvperf_status {
     PVPERF_ST_BUDGET            = 17, /* 1.1: the block's work budget */
 };
 
+/* OPEN and SET_PERIOD: sample periods are 1 .. 2^63 - 1 (0 at OPEN counts) */
+#define PVPERF_PERIOD_MAX           0x7fffffffffffffffull
+
+/*
+ * 1.2: an interrupt's time window of the overflow rate limit
+ * (MAX_SAMPLE_RATE overflows per second and vCPU, counted per window)
+ */
+#define PVPERF_RATE_WINDOW_MS       10
+
 /* 1.1: what a guest puts in a block's status before RUN; never a status */
 #define PVPERF_ST_PENDING           0xffffffffu
 
@@ -169,6 +183,8 @@ struct pvperf_page_header {
 #define PVPERF_SLOT_OPEN            (1u << 0)
 #define PVPERF_SLOT_ENABLED         (1u << 1)
 #define PVPERF_SLOT_READ_ERROR      (1u << 2)
+#define PVPERF_SLOT_SAMPLING        (1u << 3) /* 1.2: opened with a period */
+#define PVPERF_SLOT_THROTTLED       (1u << 4) /* 1.2: the host stopped it */
 
 struct pvperf_slot_record {
     uint32_t seq;               /* odd while the host writes the record */
@@ -176,8 +192,9 @@ struct pvperf_slot_record {
     uint64_t count;             /* raw count, not scaled */
     uint64_t time_enabled;      /* ns */
     uint64_t time_running;      /* ns */
-    uint64_t overflows;         /* overflow records seen for the slot */
-    uint64_t reserved;
+    uint64_t overflows;         /* overflows the host saw (lost included) */
+    uint32_t lost;              /* 1.2: of those, lost by the host's buffer */
+    uint32_t throttles;         /* 1.2: times the host throttled the slot */
 };
 
 #define PVPERF_PAGE_SLOTS_OFFSET    64
@@ -240,6 +257,8 @@ _Static_assert(__builtin_offsetof(struct pvperf_slot_record, count) == 8,
                "count offset");
 _Static_assert(__builtin_offsetof(struct pvperf_slot_record,
                                   overflows) == 32, "overflows offset");
+_Static_assert(__builtin_offsetof(struct pvperf_slot_record, lost) == 40,
+               "lost offset");
 _Static_assert(PVPERF_PAGE_SLOTS_OFFSET +
                PVPERF_SLOTS_MAX * sizeof(struct pvperf_slot_record) <=
                PVPERF_PAGE_SIZE, "slot records fit in the page");
