@@ -68,6 +68,8 @@
 #include <linux/cpu.h>
 #include <linux/atomic.h>
 #include <linux/cpuhotplug.h>
+#include <linux/interrupt.h>
+#include <asm/irq_regs.h>
 #include <linux/list.h>
 #include <linux/dma-mapping.h>
 #include <linux/math64.h>
@@ -76,6 +78,7 @@
 #include <linux/pci.h>
 #include <linux/percpu.h>
 #include <linux/perf_event.h>
+#include <linux/trace_events.h>
 #include <linux/pm.h>
 #include <linux/preempt.h>
 #include <linux/rcupdate.h>
@@ -89,7 +92,7 @@
 #define DRV_NAME "pvperf"
 #define PVPERF_KNOWN_FEATURES \
 	(PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL | \
-	 PVPERF_F_CMD_BLOCK)
+	 PVPERF_F_CMD_BLOCK | PVPERF_F_OVERFLOW)
 
 /* hwc->state bit: started inside a transaction, not yet enabled */
 #define PVPERF_HES_PENDING	PERF_HES_ARCH
@@ -152,6 +155,21 @@ struct pvperf_cpu {
 	struct list_head sactive;	/* shared events added here */
 	unsigned long fresh_gen;	/* bracket in which the records were read */
 	unsigned long failed_gen;	/* bracket whose all-slot READ failed */
+	/*
+	 * Sampling: the period the device has for each owned slot (set with
+	 * the slot, under pv->lock and pc->lock, or by this CPU with IRQs
+	 * off), and the record's overflows this CPU has handled (this CPU,
+	 * IRQs off).
+	 */
+	u64 period[PVPERF_SLOTS_MAX];
+	u64 ovf_seen[PVPERF_SLOTS_MAX];
+};
+
+/* One MSI-X vector: vCPU @vcpu's overflows */
+struct pvperf_vec {
+	struct pvperf_dev *pv;
+	u32 vcpu;
+	char name[24];
 };
 
 /*
@@ -183,6 +201,8 @@ struct pvperf_dev {
 	u32 refresh_ms;			/* REFRESH_MS: the device's refresh */
 	struct pvperf_cpu __percpu *cpu;
 	struct hlist_node node;		/* cpuhp instance */
+	struct pvperf_vec *vec;		/* OVERFLOW: a vector per vCPU index */
+	u32 nvec;
 	/* shared-slot events of this device in existence, per catalog entry */
 	atomic_t entry_events[PVPERF_CATALOG_MAX];
 };
@@ -193,6 +213,7 @@ struct pvperf_event {
 	u64 prev_enabled;
 	u64 prev_running;
 	bool rebase;			/* record unreadable at start: resync */
+	bool sampling;			/* has a period: owns sampling slots */
 	struct perf_event *event;
 	u32 idx;			/* catalog entry */
 	/* a shared-slot event: under its CPU's pc->lock while added there */
@@ -309,6 +330,7 @@ struct pvperf_args {
 	u32 flags;
 	u64 mask;
 	u64 addr;
+	u64 period;
 };
 
 /*
@@ -319,40 +341,50 @@ struct pvperf_args {
  * interrupt a command holding the other lock: PVPERF_ST_BUSY then.
  * Returns PVPERF_ST_PENDING when the device did not process it.
  */
-static u32 pv_run_block(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
-			const struct pvperf_args *a)
+static u32 pv_run_block_n(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			  const u32 *cmd, const struct pvperf_args *a, u32 n)
 {
 	struct pvperf_block_entry *e = (void *)pc->block +
 				       PVPERF_BLOCK_ENTRY_OFFSET(0);
-	u32 st;
+	u32 st, i;
 
 	if (pc->block_busy)
 		return PVPERF_ST_BUSY;
 	pc->block_busy = true;
 	barrier();
-	*e = (struct pvperf_block_entry) {
-		.cmd = cpu_to_le32(cmd),
-		.vcpu = cpu_to_le32(a->vcpu),
-		.slot = cpu_to_le32(a->slot),
-		.event = cpu_to_le32(a->event),
-		.group = cpu_to_le32(a->group),
-		.flags = cpu_to_le32(a->flags),
-		.mask = cpu_to_le64(a->mask),
-		.addr = cpu_to_le64(a->addr),
-	};
-	pc->block->nr = cpu_to_le32(1);
+	for (i = 0; i < n; i++)
+		e[i] = (struct pvperf_block_entry) {
+			.cmd = cpu_to_le32(cmd[i]),
+			.vcpu = cpu_to_le32(a[i].vcpu),
+			.slot = cpu_to_le32(a[i].slot),
+			.event = cpu_to_le32(a[i].event),
+			.group = cpu_to_le32(a[i].group),
+			.flags = cpu_to_le32(a[i].flags),
+			.mask = cpu_to_le64(a[i].mask),
+			.addr = cpu_to_le64(a[i].addr),
+			.period = cpu_to_le64(a[i].period),
+		};
+	pc->block->nr = cpu_to_le32(n);
 	pc->block->status = cpu_to_le32(PVPERF_ST_PENDING);
 	/* iowrite32 orders the block's stores before the doorbell */
 	iowrite32(PVPERF_CMD_RUN, pv->doorbell);
 	dma_rmb();
 	st = le32_to_cpu(READ_ONCE(pc->block->status));
-	if (st != PVPERF_ST_OK && st != PVPERF_ST_PENDING)
+	if (st != PVPERF_ST_OK && st != PVPERF_ST_PENDING) {
+		i = min(le32_to_cpu(READ_ONCE(pc->block->done)), n - 1);
 		pr_debug_ratelimited(DRV_NAME ": command %u: status %u errno %u\n",
-				     cmd, st,
-				     le32_to_cpu(READ_ONCE(e->host_errno)));
+				     cmd[i], st,
+				     le32_to_cpu(READ_ONCE(e[i].host_errno)));
+	}
 	barrier();
 	pc->block_busy = false;
 	return st;
+}
+
+static u32 pv_run_block(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
+			const struct pvperf_args *a)
+{
+	return pv_run_block_n(pv, pc, &cmd, a, 1);
 }
 
 /* The same through the registers: ABI 1.0 devices, and bring-up */
@@ -364,12 +396,14 @@ static u32 pv_run_regs(struct pvperf_dev *pv, u32 cmd,
 	pv_wr(pv, PVPERF_REG_CMD_VCPU, a->vcpu);
 	switch (cmd) {
 	case PVPERF_CMD_OPEN:
-		pv_wr(pv, PVPERF_REG_CMD_SLOT, a->slot);
 		pv_wr(pv, PVPERF_REG_CMD_EVENT, a->event);
 		pv_wr(pv, PVPERF_REG_CMD_GROUP, a->group);
 		pv_wr(pv, PVPERF_REG_CMD_FLAGS, a->flags);
-		pv_wr(pv, PVPERF_REG_CMD_PERIOD_LO, 0);
-		pv_wr(pv, PVPERF_REG_CMD_PERIOD_HI, 0);
+		fallthrough;
+	case PVPERF_CMD_SET_PERIOD:
+		pv_wr(pv, PVPERF_REG_CMD_SLOT, a->slot);
+		pv_wr(pv, PVPERF_REG_CMD_PERIOD_LO, lower_32_bits(a->period));
+		pv_wr(pv, PVPERF_REG_CMD_PERIOD_HI, upper_32_bits(a->period));
 		break;
 	case PVPERF_CMD_CLOSE:
 		pv_wr(pv, PVPERF_REG_CMD_SLOT, a->slot);
@@ -425,8 +459,8 @@ static u32 pv_mask_cmd_locked(struct pvperf_dev *pv, u32 cmd, u32 vcpu,
 	return pv_cmd_locked(pv, cmd, &a);
 }
 
-static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
-		      const struct pvperf_args *a);
+static u32 pv_cmd_cpu_n(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			const u32 *cmd, const struct pvperf_args *a, u32 n);
 
 static bool pv_lock(raw_spinlock_t *lock, bool try)
 {
@@ -443,24 +477,26 @@ static bool pv_lock(raw_spinlock_t *lock, bool try)
  * the registers under pv->lock. @try: only try the locks (->read, which a
  * BPF program may call on a CPU holding them), PVPERF_ST_NODEV if busy.
  */
-static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
+static u32 pv_cmds(struct pvperf_dev *pv, const u32 *cmd,
+		   const struct pvperf_args *a, u32 n, bool try)
 {
-	struct pvperf_args a = { .vcpu = PVPERF_VCPU_SELF, .mask = mask };
 	struct pvperf_cpu *pc;
 	unsigned long flags;
-	u32 st = PVPERF_ST_NODEV;
+	u32 st = PVPERF_ST_NODEV, i;
 
 	local_irq_save(flags);
 	pc = this_cpu_ptr(pv->cpu);
 	if (!pv_lock(&pc->lock, try))
 		goto out;
-	st = pv_cmd_cpu(pv, pc, cmd, &a);
+	st = pv_cmd_cpu_n(pv, pc, cmd, a, n);
 	raw_spin_unlock(&pc->lock);
-	/* no block (or the device forgot it): the registers */
+	/* no block (or the device forgot it): the registers, one by one */
 	if (st == PVPERF_ST_NOBLOCK) {
 		st = PVPERF_ST_NODEV;
 		if (pv_lock(&pv->lock, try)) {
-			st = pv_cmd_locked(pv, cmd, &a);
+			for (i = 0, st = PVPERF_ST_OK;
+			     i < n && st == PVPERF_ST_OK; i++)
+				st = pv_cmd_locked(pv, cmd[i], &a[i]);
 			raw_spin_unlock(&pv->lock);
 		}
 	}
@@ -469,15 +505,44 @@ out:
 	return st;
 }
 
-/* OPEN @slot on the calling CPU's vCPU as catalog entry @idx, disabled */
-static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot, u64 idx)
+static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
 {
-	struct pvperf_args a = {
-		.vcpu = PVPERF_VCPU_SELF, .slot = slot, .event = idx,
-		.group = PVPERF_NO_GROUP,
-	};
+	struct pvperf_args a = { .vcpu = PVPERF_VCPU_SELF, .mask = mask };
 
-	return pv_cmd_locked(pv, PVPERF_CMD_OPEN, &a);
+	return pv_cmds(pv, &cmd, &a, 1, try);
+}
+
+/*
+ * The period a sampling event's slot samples with (perf's, which frequency
+ * mode changes as it goes), within the ABI's bounds; 0 for counting.
+ */
+static u64 pvperf_period(struct perf_event *event)
+{
+	if (!is_sampling_event(event))
+		return 0;
+	return clamp_t(u64, event->hw.sample_period, 1, PVPERF_PERIOD_MAX);
+}
+
+/*
+ * OPEN @slot on the calling CPU's vCPU for @event's catalog entry,
+ * disabled, sampling with its period if it samples
+ */
+static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot,
+			  struct perf_event *event)
+{
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	struct pvperf_args a = {
+		.vcpu = PVPERF_VCPU_SELF, .slot = slot,
+		.event = event->attr.config, .group = PVPERF_NO_GROUP,
+		.period = pvperf_period(event),
+	};
+	u32 st = pv_cmd_locked(pv, PVPERF_CMD_OPEN, &a);
+
+	if (st == PVPERF_ST_OK) {
+		pc->period[slot] = a.period;
+		pc->ovf_seen[slot] = 0;		/* a new slot counts from 0 */
+	}
+	return st;
 }
 
 static u32 pv_close_locked(struct pvperf_dev *pv, u32 vcpu, u32 slot)
@@ -507,6 +572,7 @@ struct pvperf_snap {
 	u64 count;
 	u64 enabled;
 	u64 running;
+	u64 overflows;
 };
 
 /*
@@ -529,6 +595,7 @@ static bool pv_read_record(struct pvperf_cpu *pc, u32 slot,
 		snap->count = pv_le64(&rec->count);
 		snap->enabled = pv_le64(&rec->time_enabled);
 		snap->running = pv_le64(&rec->time_running);
+		snap->overflows = pv_le64(&rec->overflows);
 		virt_rmb();	/* pairs with the host's barrier before seq++ */
 		s2 = pv_le32(&rec->seq);
 		if (!(s1 & 1) && s1 == s2)
@@ -549,6 +616,13 @@ static void pvperf_store_prev(struct perf_event *event,
 	pe->prev_enabled = now->enabled;
 	pe->prev_running = now->running;
 	pe->rebase = false;
+	/*
+	 * Overflows before now are not this event's to sample any more (it
+	 * was stopped, or starts now): only later ones interrupt it.
+	 */
+	if (pe->sampling)
+		this_cpu_ptr(pe->pv->cpu)->ovf_seen[event->hw.idx] =
+			now->overflows;
 }
 
 /*
@@ -571,29 +645,36 @@ static void pvperf_set_prev(struct perf_event *event, struct pvperf_cpu *pc)
  * it ran for only part of the time it was enabled: scale the delta up, as
  * perf does for its own events, rather than report it silently low.
  */
-static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
+static void pvperf_account(struct perf_event *event,
+			   const struct pvperf_snap *now)
 {
 	struct pvperf_event *pe = to_pe(event);
 	struct hw_perf_event *hwc = &event->hw;
 	u64 delta, enabled, running;
-	struct pvperf_snap now;
 
-	if (!pv_read_record(pc, hwc->idx, &now))
-		return;		/* the next update takes the delta */
 	if (pe->rebase) {
-		pvperf_store_prev(event, &now);
+		pvperf_store_prev(event, now);
 		return;
 	}
-	delta = now.count - local64_read(&hwc->prev_count);
-	enabled = now.enabled - pe->prev_enabled;
-	running = now.running - pe->prev_running;
-	pvperf_store_prev(event, &now);
+	delta = now->count - local64_read(&hwc->prev_count);
+	enabled = now->enabled - pe->prev_enabled;
+	running = now->running - pe->prev_running;
+	pvperf_store_prev(event, now);
 
 	/* the bound keeps the quotient within 64 bits (x86 divq traps) */
 	if (running && running < enabled &&
 	    delta <= div64_u64(U64_MAX, enabled) * running)
 		delta = mul_u64_u64_div_u64(delta, enabled, running);
 	local64_add(delta, &event->count);
+}
+
+static void pvperf_update(struct perf_event *event, struct pvperf_cpu *pc)
+{
+	struct pvperf_snap now;
+
+	if (pv_read_record(pc, event->hw.idx, &now))
+		pvperf_account(event, &now);
+	/* else the next update takes the delta */
 }
 
 /* Shared slots ---------------------------------------------------------- */
@@ -621,8 +702,8 @@ static bool pvperf_kind_shared(u64 idx)
  * A command of the shared-slot path: pc->lock held, IRQs off, on pc's
  * CPU, through its command block only (no lock shared with other CPUs).
  */
-static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
-		      const struct pvperf_args *a)
+static u32 pv_cmd_cpu_n(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			const u32 *cmd, const struct pvperf_args *a, u32 n)
 {
 	u32 st;
 
@@ -636,13 +717,19 @@ static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
 		return PVPERF_ST_NODEV;
 	if (!pc->block_ready)
 		return PVPERF_ST_NOBLOCK;
-	st = pv_run_block(pv, pc, cmd, a);
+	st = pv_run_block_n(pv, pc, cmd, a, n);
 	if (st == PVPERF_ST_PENDING) {
 		/* the device forgot the block: the next sync registers it */
 		pc->block_ready = false;
 		return PVPERF_ST_NOBLOCK;
 	}
 	return st;
+}
+
+static u32 pv_cmd_cpu(struct pvperf_dev *pv, struct pvperf_cpu *pc, u32 cmd,
+		      const struct pvperf_args *a)
+{
+	return pv_cmd_cpu_n(pv, pc, &cmd, a, 1);
 }
 
 /*
@@ -974,10 +1061,10 @@ static int pvperf_steal_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 static u32 pvperf_open_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 			    struct perf_event *event, u32 slot)
 {
-	u32 st = pv_open_locked(pv, slot, event->attr.config);
+	u32 st = pv_open_locked(pv, slot, event);
 
 	if (st == PVPERF_ST_LIMIT && pvperf_steal_slot(pv, pc, event) >= 0)
-		st = pv_open_locked(pv, slot, event->attr.config);
+		st = pv_open_locked(pv, slot, event);
 	return st;
 }
 
@@ -1234,8 +1321,9 @@ static int pvperf_event_init(struct perf_event *event)
 
 	if (event->attr.type != event->pmu->type)
 		return -ENOENT;
-	if (is_sampling_event(event))
-		return -EOPNOTSUPP;	/* counting only until OVERFLOW */
+	/* the device samples where the host's period ends: nothing precise */
+	if (is_sampling_event(event) && event->attr.precise_ip)
+		return -EOPNOTSUPP;
 	if (idx >= pvperf_nr_entries ||
 	    !(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
@@ -1266,13 +1354,23 @@ static int pvperf_event_init(struct perf_event *event)
 		kfree(pe);
 		return -ENODEV;
 	}
+	/* sampling needs the device's OVERFLOW and its vectors */
+	if (is_sampling_event(event) && !pv->nvec) {
+		kfree(pe);
+		pvperf_put(pv);
+		return -EOPNOTSUPP;
+	}
 
 	pe->pv = pv;
 	pe->event = event;
 	pe->idx = idx;
 	INIT_LIST_HEAD(&pe->snode);
-	/* a software or tracepoint entry counts on its CPU's shared slot */
-	pe->shared = pvperf_kind_shared(idx) &&
+	/*
+	 * A software or tracepoint entry counts on its CPU's shared slot;
+	 * a sampling event owns its slots (they have its period).
+	 */
+	pe->sampling = is_sampling_event(event);
+	pe->shared = !pe->sampling && pvperf_kind_shared(idx) &&
 		     (pv->features & PVPERF_F_CMD_BLOCK);
 	if (pe->shared)
 		atomic_inc(&pv->entry_events[idx]);
@@ -1280,6 +1378,256 @@ static int pvperf_event_init(struct perf_event *event)
 	event->destroy = pvperf_event_destroy;
 	pvperf_pin(event);
 	return 0;
+}
+
+/* Sampling --------------------------------------------------------------- */
+
+/* SET_PERIOD of @event's slot on this CPU to its period now (one exit) */
+static u32 pvperf_set_period(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			     struct perf_event *event)
+{
+	u32 cmd = PVPERF_CMD_SET_PERIOD;
+	struct pvperf_args a = {
+		.vcpu = PVPERF_VCPU_SELF, .slot = event->hw.idx,
+		.period = pvperf_period(event),
+	};
+	u32 st = pv_cmds(pv, &cmd, &a, 1, false);
+
+	if (st == PVPERF_ST_OK)
+		pc->period[event->hw.idx] = a.period;
+	return st;
+}
+
+/*
+ * What an overflow interrupt sends the device, in one command block:
+ * entry 0 DISABLE (events perf throttled), then SET_PERIOD of the events
+ * whose period changed, then ACK_OVERFLOW. Per CPU: the handler does not
+ * nest on its CPU.
+ */
+struct pvperf_irq_cmds {
+	u32 cmd[PVPERF_BLOCK_ENTRIES];
+	struct pvperf_args a[PVPERF_BLOCK_ENTRIES];
+};
+static DEFINE_PER_CPU(struct pvperf_irq_cmds, pvperf_irq_cmds);
+
+/* perf's hwc->interrupts of an event it throttled (kernel/events/core.c) */
+#define PVPERF_MAX_INTERRUPTS	(~0ULL)
+
+/*
+ * Take one sample of @event, weighing @period, from @regs. A module cannot
+ * call perf_event_overflow() (not exported), so the sample goes the way a
+ * tracepoint's does: perf_tp_event() on a list holding only @event, with a
+ * count of 1 and period_left one short of an overflow, which makes
+ * perf_swevent_event() overflow exactly once with data.period = @period
+ * (or 1, when the event asked for PERF_SAMPLE_PERIOD with a fixed
+ * period), through perf's own throttling, frequency and output paths.
+ * The count of 1 is taken back: the event's count comes from the records.
+ */
+static void pvperf_sample(struct perf_event *event, u64 period,
+			  struct pt_regs *regs)
+{
+	struct hw_perf_event *hwc = &event->hw;
+	u64 record[2] = { 0, 0 };	/* the "raw" data perf_tp_event wants */
+	struct hlist_head head;
+	int rctx;
+
+	rctx = perf_swevent_get_recursion_context();
+	if (rctx < 0)
+		return;
+	INIT_HLIST_HEAD(&head);
+	hlist_add_head(&event->hlist_entry, &head);
+	hwc->last_period = period;
+	local64_set(&hwc->period_left, -1);
+	local64_dec(&event->count);
+	perf_tp_event(0, 1, record, sizeof(struct trace_entry), regs, &head,
+		      rctx, NULL);
+	hlist_del_init(&event->hlist_entry);
+}
+
+/* overflow_pending under the page header's seqlock; 0 if never stable */
+static u64 pv_read_pending(struct pvperf_cpu *pc)
+{
+	unsigned int tries;
+	u32 s1, s2;
+	u64 pending;
+
+	for (tries = 0; tries < PVPERF_SEQ_TRIES; tries++) {
+		s1 = pv_le32(&pc->page->seq);
+		virt_rmb();
+		pending = pv_le64(&pc->page->overflow_pending);
+		virt_rmb();
+		s2 = pv_le32(&pc->page->seq);
+		if (!(s1 & 1) && s1 == s2)
+			return pending;
+		cpu_relax();
+	}
+	return 0;
+}
+
+/*
+ * The overflow interrupt of vCPU @vec->vcpu (docs/pvperf.rst, "Sampling"),
+ * on the CPU that runs that vCPU, IRQs off, in the context the overflow
+ * interrupted: each sampling event running here that overflowed since its
+ * last sample takes one, weighted by the overflows it stands for; then one
+ * exit tells the device everything: DISABLE of the events perf throttled,
+ * SET_PERIOD of those whose period changed (frequency mode), ACK_OVERFLOW.
+ * Only the owned slots of events added on this CPU are touched, which no
+ * other CPU changes; pc->lock is taken for the command block alone.
+ */
+static irqreturn_t pvperf_irq(int irq, void *data)
+{
+	struct pvperf_vec *vec = data;
+	struct pvperf_dev *pv = vec->pv;
+	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
+	struct pvperf_irq_cmds *w = this_cpu_ptr(&pvperf_irq_cmds);
+	struct pt_regs *regs = get_irq_regs();
+	u64 pending, ack, stop = 0, reperiod = 0, m;
+	u32 n = 1, base, i, st = PVPERF_ST_OK;
+
+	/* a vector that is not this CPU's (affinity changing): not ours */
+	if (!pc->ready || pc->vcpu != vec->vcpu)
+		return IRQ_HANDLED;
+	pending = pv_read_pending(pc);
+	ack = pending;
+	for (m = READ_ONCE(pc->used); m; m &= m - 1) {
+		u32 slot = __ffs64(m);
+		struct perf_event *event = pc->active[slot];
+		struct hw_perf_event *hwc;
+		struct pvperf_snap now;
+		u64 k, period;
+
+		if (!event || !to_pe(event)->sampling || event->hw.state ||
+		    !pv_read_record(pc, slot, &now))
+			continue;
+		hwc = &event->hw;
+		k = now.overflows - pc->ovf_seen[slot];
+		pvperf_account(event, &now);
+		if (!k)
+			continue;
+		ack |= BIT_ULL(slot);
+		/* k overflows coalesced into one sample: it weighs k periods */
+		period = pc->period[slot];
+		pvperf_sample(event, k > 1 && period > U64_MAX / k ? U64_MAX :
+				     period * k, regs);
+		if (hwc->interrupts == PVPERF_MAX_INTERRUPTS) {
+			/* throttled: stop it (from Linux 6.16 perf did) */
+			if (!hwc->state) {
+				hwc->state = PERF_HES_STOPPED |
+					     PERF_HES_UPTODATE;
+				stop |= BIT_ULL(slot);
+			}
+			continue;
+		}
+		period = pvperf_period(event);
+		if (hwc->state || period == pc->period[slot] ||
+		    n >= PVPERF_BLOCK_ENTRIES - 1)
+			continue;
+		w->cmd[n] = PVPERF_CMD_SET_PERIOD;
+		w->a[n] = (struct pvperf_args) {
+			.vcpu = PVPERF_VCPU_SELF, .slot = slot, .period = period,
+		};
+		pc->period[slot] = period;
+		reperiod |= BIT_ULL(slot);
+		n++;
+	}
+	w->cmd[0] = PVPERF_CMD_DISABLE;
+	w->a[0] = (struct pvperf_args) { .vcpu = PVPERF_VCPU_SELF, .mask = stop };
+	base = stop ? 0 : 1;
+
+	raw_spin_lock(&pc->lock);
+	/* acknowledge only slots the device has open for us */
+	ack &= pc->used & ~pc->lost & ~pc->zombie;
+	if (ack) {
+		w->cmd[n] = PVPERF_CMD_ACK_OVERFLOW;
+		w->a[n] = (struct pvperf_args) {
+			.vcpu = PVPERF_VCPU_SELF, .mask = ack,
+		};
+		n++;
+	}
+	if (n > base)
+		st = pv_cmd_cpu_n(pv, pc, w->cmd + base, w->a + base, n - base);
+	raw_spin_unlock(&pc->lock);
+	if (st == PVPERF_ST_NOBLOCK) {
+		raw_spin_lock(&pv->lock);
+		for (i = base, st = PVPERF_ST_OK; i < n && st == PVPERF_ST_OK; i++)
+			st = pv_cmd_locked(pv, w->cmd[i], &w->a[i]);
+		raw_spin_unlock(&pv->lock);
+	}
+	if (st != PVPERF_ST_OK)
+		/* not known to have changed: the next start sends them again */
+		for (m = reperiod; m; m &= m - 1)
+			pc->period[__ffs64(m)] = 0;
+	/* DISABLE left the final counts of the stopped ones in the page */
+	for (m = stop; m && st == PVPERF_ST_OK; m &= m - 1)
+		pvperf_update(pc->active[__ffs64(m)], pc);
+	return IRQ_HANDLED;
+}
+
+/* Point each vCPU's vector at the CPU that runs it (process context) */
+static void pvperf_irq_affinity(struct pvperf_dev *pv, unsigned int cpu)
+{
+	u32 vcpu = per_cpu_ptr(pv->cpu, cpu)->vcpu;
+
+	if (vcpu < pv->nvec &&
+	    irq_set_affinity(pci_irq_vector(pv->pdev, vcpu), cpumask_of(cpu)))
+		dev_warn(&pv->pdev->dev, "CPU %u: cannot route vCPU %u's overflow interrupt to it: samples there are taken elsewhere or lost\n",
+			 cpu, vcpu);
+}
+
+static void pvperf_free_irqs(struct pvperf_dev *pv)
+{
+	u32 i;
+
+	for (i = 0; i < pv->nvec; i++)
+		free_irq(pci_irq_vector(pv->pdev, i), &pv->vec[i]);
+	if (pv->nvec)
+		pci_free_irq_vectors(pv->pdev);
+	kfree(pv->vec);
+	pv->vec = NULL;
+	pv->nvec = 0;
+}
+
+/*
+ * OVERFLOW: one MSI-X vector per vCPU index the device has. Without them
+ * the device still counts: the feature is dropped, and sampling events
+ * get -EOPNOTSUPP.
+ */
+static void pvperf_setup_irqs(struct pvperf_dev *pv)
+{
+	struct pci_dev *pdev = pv->pdev;
+	u32 nvec = pv_rd(pv, PVPERF_REG_NR_VECTORS), i;
+	int ret;
+
+	if (!(pv->features & PVPERF_F_OVERFLOW))
+		return;
+	nvec = min_t(u32, nvec, PVPERF_MSIX_VECTORS_MAX);
+	pv->vec = kcalloc(nvec, sizeof(*pv->vec), GFP_KERNEL);
+	ret = pv->vec && nvec ?
+	      pci_alloc_irq_vectors(pdev, nvec, nvec, PCI_IRQ_MSIX) : -ENOMEM;
+	if (ret < 0)
+		goto fail;
+	for (i = 0; i < nvec; i++) {
+		struct pvperf_vec *v = &pv->vec[i];
+
+		v->pv = pv;
+		v->vcpu = i;
+		snprintf(v->name, sizeof(v->name), "pvperf-vcpu%u", i);
+		ret = request_irq(pci_irq_vector(pdev, i), pvperf_irq,
+				  IRQF_NOBALANCING, v->name, v);
+		if (ret) {
+			pv->nvec = i;
+			pvperf_free_irqs(pv);
+			goto fail;
+		}
+		pv->nvec = i + 1;
+	}
+	return;
+fail:
+	kfree(pv->vec);
+	pv->vec = NULL;
+	pv->features &= ~PVPERF_F_OVERFLOW;
+	dev_warn(&pdev->dev, "no MSI-X vector per vCPU (%d): counting only, no sampling\n",
+		 ret);
 }
 
 static void pvperf_read(struct perf_event *event)
@@ -1333,7 +1681,9 @@ static int pvperf_enable(struct perf_event *event)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
-	u32 st;
+	u64 period = pvperf_period(event);
+	struct pvperf_args a[2];
+	u32 st, cmd[2], n;
 
 	if (!(hwc->state & PERF_HES_STOPPED))
 		return 0;
@@ -1342,14 +1692,31 @@ static int pvperf_enable(struct perf_event *event)
 		return 0;
 	}
 	if ((txn->flags & PERF_PMU_TXN_ADD) && (!txn->pv || txn->pv == pv)) {
+		/* a period changed meanwhile (frequency mode) goes first */
+		if (period != pc->period[hwc->idx])
+			pvperf_set_period(pv, pc, event);
 		/* commit_txn enables the whole group with one doorbell */
 		txn->pv = pv;
 		txn->mask |= BIT_ULL(hwc->idx);
 		hwc->state = PVPERF_HES_PENDING;
 		return 0;
 	}
-	/* ENABLE leaves the slot's current count in the page */
-	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, BIT_ULL(hwc->idx), false);
+	/*
+	 * ENABLE leaves the slot's current count in the page; with a period
+	 * that changed (frequency mode), SET_PERIOD first, in the same exit
+	 */
+	cmd[1] = PVPERF_CMD_ENABLE;
+	a[1] = (struct pvperf_args) {
+		.vcpu = PVPERF_VCPU_SELF, .mask = BIT_ULL(hwc->idx),
+	};
+	n = period != pc->period[hwc->idx] ? 2 : 1;
+	cmd[0] = PVPERF_CMD_SET_PERIOD;
+	a[0] = (struct pvperf_args) {
+		.vcpu = PVPERF_VCPU_SELF, .slot = hwc->idx, .period = period,
+	};
+	st = pv_cmds(pv, cmd + 2 - n, a + 2 - n, n, false);
+	if (st == PVPERF_ST_OK && n == 2)
+		pc->period[hwc->idx] = period;
 	if (st == PVPERF_ST_OK)
 		pvperf_set_prev(event, pc);
 	else if (st != PVPERF_ST_NODEV)
@@ -1710,8 +2077,7 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 	for (m = pc->lost; m; m &= m - 1) {
 		u32 slot = __ffs64(m);
 
-		if (pv_open_locked(pv, slot, pc->owner[slot]->attr.config) ==
-		    PVPERF_ST_OK)
+		if (pv_open_locked(pv, slot, pc->owner[slot]) == PVPERF_ST_OK)
 			pc->lost &= ~BIT_ULL(slot);
 	}
 	running = pvperf_running_mask(pc, pc->used & ~pc->lost);
@@ -1801,6 +2167,8 @@ static int pvperf_cpu_online(unsigned int cpu, struct hlist_node *node)
 	WARN_ON_ONCE(smp_processor_id() != cpu);
 	st = pvperf_cpu_sync(pv);
 	local_irq_enable();
+	if (st == PVPERF_ST_OK)
+		pvperf_irq_affinity(pv, cpu);
 	/* while the device is paused, resuming it syncs this CPU */
 	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV)
 		dev_warn(&pv->pdev->dev, "CPU %u: cannot register its count page (status %u): pvperf events cannot count on it\n",
@@ -1999,7 +2367,7 @@ static struct pmu pvperf_pmu = {
 	.start_txn	= pvperf_start_txn,
 	.commit_txn	= pvperf_commit_txn,
 	.cancel_txn	= pvperf_cancel_txn,
-	.capabilities	= PERF_PMU_CAP_NO_INTERRUPT | PERF_PMU_CAP_NO_EXCLUDE,
+	.capabilities	= PERF_PMU_CAP_NO_EXCLUDE,
 };
 
 /* With pvperf_mutex held and no device bound */
@@ -2053,6 +2421,7 @@ static int pvperf_setup(struct pci_dev *pdev)
 		ret = -ENODEV;
 		goto err_free;
 	}
+	pvperf_setup_irqs(pv);
 	pv_wr(pv, PVPERF_REG_DRIVER_FEATURES, pv->features);
 	pv->doorbell = pv->regs + PVPERF_REG_DOORBELL;
 	if ((pv->features & PVPERF_F_IO_DOORBELL) &&
@@ -2120,13 +2489,14 @@ static int pvperf_setup(struct pci_dev *pdev)
 	}
 	pci_set_drvdata(pdev, pv);
 	rcu_assign_pointer(pvperf_live, pv);
-	dev_info(dev, "pvperf ABI %u.%u, features 0x%x, %u catalog entries, %u slots per vCPU%s%s\n",
+	dev_info(dev, "pvperf ABI %u.%u, features 0x%x, %u catalog entries, %u slots per vCPU%s%s%s\n",
 		 PVPERF_VERSION_MAJOR_OF(version),
 		 PVPERF_VERSION_MINOR_OF(version), pv->features,
 		 pvperf_nr_entries, pv->slots_per_vcpu,
 		 pv->doorbell == pv->regs + PVPERF_REG_DOORBELL ?
 		 "" : ", I/O doorbell",
-		 pv->features & PVPERF_F_CMD_BLOCK ? ", command blocks" : "");
+		 pv->features & PVPERF_F_CMD_BLOCK ? ", command blocks" : "",
+		 pv->nvec ? ", sampling" : "");
 	return 0;
 
 err_instance:
@@ -2134,8 +2504,10 @@ err_instance:
 err_pages:
 	/* the device may hold our pages: make it forget them first */
 	pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
+	pvperf_free_irqs(pv);
 	pvperf_free_pages(pv);
 err_free:
+	pvperf_free_irqs(pv);
 	pvperf_free(pv);
 	return ret;
 }
@@ -2180,6 +2552,8 @@ static void pvperf_remove(struct pci_dev *pdev)
 	synchronize_rcu();
 	/* closes every slot on the host and forgets every page */
 	pv_wr(pv, PVPERF_REG_DOORBELL, PVPERF_CMD_RESET);
+	/* waits for a handler still running: then none uses the pages */
+	pvperf_free_irqs(pv);
 	pvperf_free_pages(pv);
 	pv->pdev = NULL;
 	mutex_unlock(&pvperf_mutex);
