@@ -61,8 +61,10 @@ for lib in $(ldd /usr/bin/perf | awk '/=> \// {print $3} /^\t\/lib/ {print $1}')
     cp -L "$lib" "$root$lib"
 done
 cp "$out/driver/pvperf.ko" "$root/lib/modules/pvperf.ko"
-# the sampling tests' workload: static, with symbols and frame pointers
-gcc -static -O1 -fno-omit-frame-pointer -g -o "$root/usr/bin/pvperf-burn" \
+# the sampling tests' workload: static, with symbols, and -O0 so that
+# every function (leaves too: GCC 12 omits their frame at -O1 whatever
+# the flags) has the frame pointer perf record -g walks
+gcc -static -O0 -fno-omit-frame-pointer -g -o "$root/usr/bin/pvperf-burn" \
     "$top/tests/guest/burn.c"
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
