@@ -38,7 +38,7 @@ e2e: build
 	@scripts/run-tests.sh e2e
 
 bench: build
-	@scripts/kvm-bare-tests --bench && scripts/bench-switch && \
+	@scripts/kvm-bare-tests --bench && scripts/bench-switch && scripts/bench-sample && \
 		scripts/bench-commands --refresh && scripts/bench-query
 
 fuzz: setup

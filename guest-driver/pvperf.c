@@ -1398,18 +1398,6 @@ static u32 pvperf_set_period(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 	return st;
 }
 
-/*
- * What an overflow interrupt sends the device, in one command block:
- * entry 0 DISABLE (events perf throttled), then SET_PERIOD of the events
- * whose period changed, then ACK_OVERFLOW. Per CPU: the handler does not
- * nest on its CPU.
- */
-struct pvperf_irq_cmds {
-	u32 cmd[PVPERF_BLOCK_ENTRIES];
-	struct pvperf_args a[PVPERF_BLOCK_ENTRIES];
-};
-static DEFINE_PER_CPU(struct pvperf_irq_cmds, pvperf_irq_cmds);
-
 /* perf's hwc->interrupts of an event it throttled (kernel/events/core.c) */
 #define PVPERF_MAX_INTERRUPTS	(~0ULL)
 
@@ -1467,28 +1455,34 @@ static u64 pv_read_pending(struct pvperf_cpu *pc)
 /*
  * The overflow interrupt of vCPU @vec->vcpu (docs/pvperf.rst, "Sampling"),
  * on the CPU that runs that vCPU, IRQs off, in the context the overflow
- * interrupted: each sampling event running here that overflowed since its
- * last sample takes one, weighted by the overflows it stands for; then one
- * exit tells the device everything: DISABLE of the events perf throttled,
- * SET_PERIOD of those whose period changed (frequency mode), ACK_OVERFLOW.
- * Only the owned slots of events added on this CPU are touched, which no
- * other CPU changes; pc->lock is taken for the command block alone.
+ * interrupted: each sampling event running here whose record counts
+ * overflows it has not seen takes one sample, weighted by the overflows
+ * it stands for. That needs no exit: the device wrote the records before
+ * it sent the interrupt, and sends one for every pass that finds new
+ * overflows, acknowledged or not. Only an event that perf throttled costs
+ * one: its DISABLE, with the ACK_OVERFLOW of what is pending riding along.
+ * A period that frequency mode changes here reaches the device when perf
+ * restarts the event at its next tick (pvperf_enable(), in the same exit
+ * as the ENABLE). Only the slots of events added on this CPU are touched,
+ * which no other CPU changes; pc->lock is taken for the command alone.
  */
 static irqreturn_t pvperf_irq(int irq, void *data)
 {
 	struct pvperf_vec *vec = data;
 	struct pvperf_dev *pv = vec->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
-	struct pvperf_irq_cmds *w = this_cpu_ptr(&pvperf_irq_cmds);
 	struct pt_regs *regs = get_irq_regs();
-	u64 pending, ack, stop = 0, reperiod = 0, m;
-	u32 n = 1, base, i, st = PVPERF_ST_OK;
+	struct pvperf_args a[2] = {
+		{ .vcpu = PVPERF_VCPU_SELF },
+		{ .vcpu = PVPERF_VCPU_SELF },
+	};
+	u32 cmd[2] = { PVPERF_CMD_DISABLE, PVPERF_CMD_ACK_OVERFLOW };
+	u64 stop = 0, m;
+	u32 st;
 
 	/* a vector that is not this CPU's (affinity changing): not ours */
 	if (!pc->ready || pc->vcpu != vec->vcpu)
 		return IRQ_HANDLED;
-	pending = pv_read_pending(pc);
-	ack = pending;
 	for (m = READ_ONCE(pc->used); m; m &= m - 1) {
 		u32 slot = __ffs64(m);
 		struct perf_event *event = pc->active[slot];
@@ -1504,59 +1498,29 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		pvperf_account(event, &now);
 		if (!k)
 			continue;
-		ack |= BIT_ULL(slot);
 		/* k overflows coalesced into one sample: it weighs k periods */
 		period = pc->period[slot];
 		pvperf_sample(event, k > 1 && period > U64_MAX / k ? U64_MAX :
 				     period * k, regs);
-		if (hwc->interrupts == PVPERF_MAX_INTERRUPTS) {
-			/* throttled: stop it (from Linux 6.16 perf did) */
-			if (!hwc->state) {
-				hwc->state = PERF_HES_STOPPED |
-					     PERF_HES_UPTODATE;
-				stop |= BIT_ULL(slot);
-			}
-			continue;
+		/* throttled: stop it (from Linux 6.16 perf did already) */
+		if (hwc->interrupts == PVPERF_MAX_INTERRUPTS && !hwc->state) {
+			hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
+			stop |= BIT_ULL(slot);
 		}
-		period = pvperf_period(event);
-		if (hwc->state || period == pc->period[slot] ||
-		    n >= PVPERF_BLOCK_ENTRIES - 1)
-			continue;
-		w->cmd[n] = PVPERF_CMD_SET_PERIOD;
-		w->a[n] = (struct pvperf_args) {
-			.vcpu = PVPERF_VCPU_SELF, .slot = slot, .period = period,
-		};
-		pc->period[slot] = period;
-		reperiod |= BIT_ULL(slot);
-		n++;
 	}
-	w->cmd[0] = PVPERF_CMD_DISABLE;
-	w->a[0] = (struct pvperf_args) { .vcpu = PVPERF_VCPU_SELF, .mask = stop };
-	base = stop ? 0 : 1;
-
+	if (!stop)
+		return IRQ_HANDLED;
+	a[0].mask = stop;
 	raw_spin_lock(&pc->lock);
 	/* acknowledge only slots the device has open for us */
-	ack &= pc->used & ~pc->lost & ~pc->zombie;
-	if (ack) {
-		w->cmd[n] = PVPERF_CMD_ACK_OVERFLOW;
-		w->a[n] = (struct pvperf_args) {
-			.vcpu = PVPERF_VCPU_SELF, .mask = ack,
-		};
-		n++;
-	}
-	if (n > base)
-		st = pv_cmd_cpu_n(pv, pc, w->cmd + base, w->a + base, n - base);
+	a[1].mask = pv_read_pending(pc) & pc->used & ~pc->lost & ~pc->zombie;
+	st = pv_cmd_cpu_n(pv, pc, cmd, a, a[1].mask ? 2 : 1);
 	raw_spin_unlock(&pc->lock);
 	if (st == PVPERF_ST_NOBLOCK) {
 		raw_spin_lock(&pv->lock);
-		for (i = base, st = PVPERF_ST_OK; i < n && st == PVPERF_ST_OK; i++)
-			st = pv_cmd_locked(pv, w->cmd[i], &w->a[i]);
+		st = pv_cmd_locked(pv, cmd[0], &a[0]);
 		raw_spin_unlock(&pv->lock);
 	}
-	if (st != PVPERF_ST_OK)
-		/* not known to have changed: the next start sends them again */
-		for (m = reperiod; m; m &= m - 1)
-			pc->period[__ffs64(m)] = 0;
 	/* DISABLE left the final counts of the stopped ones in the page */
 	for (m = stop; m && st == PVPERF_ST_OK; m &= m - 1)
 		pvperf_update(pc->active[__ffs64(m)], pc);
