@@ -557,6 +557,7 @@ static const char *spin_args(void)
 typedef struct Rec {
     uint32_t seq, flags;
     uint64_t count, time_enabled, time_running, overflows;
+    uint32_t lost, throttles;
 } Rec;
 
 static Rec get_rec(Fixture *f, uint64_t page, uint32_t slot)
@@ -572,6 +573,8 @@ static Rec get_rec(Fixture *f, uint64_t page, uint32_t slot)
     out.time_enabled = le64_to_cpu(r.time_enabled);
     out.time_running = le64_to_cpu(r.time_running);
     out.overflows = le64_to_cpu(r.overflows);
+    out.lost = le32_to_cpu(r.lost);
+    out.throttles = le32_to_cpu(r.throttles);
     return out;
 }
 
@@ -2285,6 +2288,904 @@ static void test_sample_basic(void)
     fixture_stop(&f);
 }
 
+/* What the guest sees of vCPU @v's vector: 0 until a message landed */
+static uint32_t msi_word(Fixture *f, uint32_t v)
+{
+    return qtest_readl(f->qts, MSI_GPA + 4 * v);
+}
+
+static void msix_mask(Fixture *f, uint32_t v, bool mask)
+{
+    uint64_t off = f->dev->msix_table_off + v * PCI_MSIX_ENTRY_SIZE;
+
+    qpci_io_writel(f->dev, f->dev->msix_table_bar,
+                   off + PCI_MSIX_ENTRY_VECTOR_CTRL,
+                   mask ? PCI_MSIX_ENTRY_CTRL_MASKBIT : 0);
+}
+
+/* OPEN with a period (CMD_PERIOD is 0 again afterwards: later OPENs count) */
+static uint32_t open_sampling(Fixture *f, uint32_t vcpu, uint32_t slot,
+                              uint32_t event, uint32_t flags, uint64_t period)
+{
+    uint32_t status;
+
+    open_period(f, period);
+    status = open_slot(f, vcpu, slot, event, PVPERF_NO_GROUP, flags);
+    open_period(f, 0);
+    return status;
+}
+
+static uint32_t set_period(Fixture *f, uint32_t vcpu, uint32_t slot,
+                           uint64_t period)
+{
+    cmd_vcpu(f, vcpu);
+    wr(f, PVPERF_REG_CMD_SLOT, slot);
+    open_period(f, period);
+    return ring(f, PVPERF_CMD_SET_PERIOD);
+}
+
+static uint32_t header_seq(Fixture *f, uint64_t page)
+{
+    return qtest_readl(f->qts, page + 16);
+}
+
+/* (vCPU, slot)'s entry in query-pvperf's slot list, or NULL */
+static QDict *slot_of(QDict *info, uint32_t vcpu, uint32_t slot)
+{
+    QList *list = qdict_get_qlist(info, "slots");
+
+    for (int i = 0; i < qlist_size(list); i++) {
+        QDict *sl = list_at(list, i);
+
+        if (qdict_get_int(sl, "vcpu") == vcpu &&
+            qdict_get_int(sl, "slot") == slot) {
+            return sl;
+        }
+    }
+    return NULL;
+}
+
+/* One field of (vCPU, slot)'s sampling state in query-pvperf */
+static int64_t sampling_int(Fixture *f, uint32_t vcpu, uint32_t slot,
+                            const char *key)
+{
+    QDict *info = query_one(f->qts);
+    QDict *sl = slot_of(info, vcpu, slot);
+    int64_t val;
+
+    g_assert_nonnull(sl);
+    g_assert_true(qdict_haskey(sl, "sampling"));
+    val = qdict_get_int(qdict_get_qdict(sl, "sampling"), key);
+    qobject_unref(info);
+    return val;
+}
+
+static bool sampling_bool(Fixture *f, uint32_t vcpu, uint32_t slot,
+                          const char *key)
+{
+    QDict *info = query_one(f->qts);
+    QDict *sl = slot_of(info, vcpu, slot);
+    bool val;
+
+    g_assert_nonnull(sl);
+    val = qdict_get_bool(qdict_get_qdict(sl, "sampling"), key);
+    qobject_unref(info);
+    return val;
+}
+
+static int64_t stat_now(Fixture *f, const char *key)
+{
+    QDict *info = query_one(f->qts);
+    int64_t val = stat_of(info, key);
+
+    qobject_unref(info);
+    return val;
+}
+
+/*
+ * Let what overflowed before now reach the guest: the host's records are
+ * drained in QEMU's main loop and passed on in a bottom half, both within
+ * milliseconds; 100 ms is plenty even on a loaded host.
+ */
+static void settle(Fixture *f)
+{
+    g_usleep(100 * 1000);
+    ring(f, PVPERF_CMD_NOP);
+}
+
+/* perf ring buffers mapped into QEMU: the vCPU watches' and the slots' */
+static int count_perf_maps(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/maps", pid);
+    g_autofree char *text = NULL;
+    int n = 0;
+
+    g_assert(g_file_get_contents(path, &text, NULL, NULL));
+    for (char *p = text; (p = strstr(p, "anon_inode:[perf_event]")); p++) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Each vCPU's overflows raise its own vector, never another's: the sample
+ * must be taken on the vCPU whose event overflowed. vCPU 0 spins; vCPU 1
+ * is an AP waiting for a SIPI, so its thread sleeps and its task-clock
+ * hardly moves. Its thread does wake whenever QEMU kicks it: a change of
+ * the memory map (here i440FX PAM, 0xc0000 RAM <-> PCI) queues work on
+ * every TCG vCPU, so context-switches with period 1 overflow on vCPU 1.
+ */
+static void test_sample_vector_per_vcpu(void)
+{
+    g_autofree char *args = g_strdup_printf("-smp 2 %s", spin_args());
+    QPCIDevice *host;
+    Fixture f;
+    Rec r;
+    int kicks = 0;
+
+    fixture_start(&f, NULL, args);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_NR_VECTORS), ==, 2);
+    g_assert_cmpuint(qpci_msix_table_size(f.dev), ==, 2);
+    host = qpci_device_find(f.bus, QPCI_DEVFN(0, 0));
+    g_assert(host);
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    msix_to_ram(&f, 1);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(qtest_readl(f.qts, PAGE2_GPA + 8), ==, 1);
+
+    /* vCPU 0 overflows: vector 0 only, vCPU 0's page only */
+    g_assert_cmpuint(open_sampling(&f, 0, 2, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 1000000), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(get_rec(&f, PAGE_GPA, 2).overflows >= 20);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 2).overflows, >=, 20);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0x5a00);
+    g_assert_cmphex(msi_word(&f, 1), ==, 0);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1ull << 2);
+    g_assert_cmphex(pending_bits(&f, PAGE2_GPA), ==, 0);
+    g_assert_cmpuint(close_slot(&f, 0, 2), ==, PVPERF_ST_OK);
+    settle(&f);
+    qtest_writel(f.qts, MSI_GPA, 0);
+
+    /* vCPU 1 overflows: vector 1 only, vCPU 1's page only */
+    g_assert_cmpuint(open_sampling(&f, 1, 5, EV_CSW, PVPERF_OPEN_ENABLED, 1),
+                     ==, PVPERF_ST_OK);
+    for (; kicks < 500 && msi_word(&f, 1) == 0; kicks++) {
+        qpci_config_writeb(host, PAM_C0000, kicks & 1 ? PAM_PCI : PAM_RAM);
+        g_usleep(1000);
+    }
+    qpci_config_writeb(host, PAM_C0000, PAM_PCI);
+    g_test_message("vector 1 after %d memory map changes", kicks);
+    g_assert_cmphex(msi_word(&f, 1), ==, 0x5a01);
+    r = get_rec(&f, PAGE2_GPA, 5);
+    g_assert_cmpuint(r.overflows, >, 0);
+    g_assert_cmpuint(r.flags & PVPERF_SLOT_SAMPLING, !=, 0);
+    g_assert_cmphex(pending_bits(&f, PAGE2_GPA), ==, 1ull << 5);
+    /* more kicks, more overflows: none of them reach vCPU 0 */
+    for (int i = 0; i < 20; i++) {
+        qpci_config_writeb(host, PAM_C0000, i & 1 ? PAM_PCI : PAM_RAM);
+        g_usleep(1000);
+    }
+    settle(&f);
+    g_assert_cmpuint(get_rec(&f, PAGE2_GPA, 5).overflows, >, r.overflows);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    g_free(host);
+    fixture_stop(&f);
+}
+
+/*
+ * ACK_OVERFLOW clears exactly the bits of its mask; a bad mask changes
+ * nothing; CLOSE clears the closed slot's bit.
+ */
+static void test_sample_ack(void)
+{
+    g_autofree char *args = g_strdup_printf("-smp 2 %s", spin_args());
+    Fixture f;
+    uint32_t seq;
+    uint64_t both = (1ull << 1) | (1ull << 6);
+    Rec r6;
+
+    fixture_start(&f, "slots-per-vcpu=8", args);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_sampling(&f, 0, 1, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 1000000), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(open_sampling(&f, 0, 6, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 2000000), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 3, EV_CSW, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(pending_bits(&f, PAGE_GPA) == both);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, both);
+
+    /* stop them, so that no overflow pass sets the bits again */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, both), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    seq = header_seq(&f, PAGE_GPA);
+    r6 = get_rec(&f, PAGE_GPA, 6);
+    settle(&f);
+    g_assert_cmpuint(header_seq(&f, PAGE_GPA), ==, seq);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 6).overflows, ==, r6.overflows);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, both);
+
+    /* a mask with a bad bit acts on none: BAD_SLOT, then SLOT_FREE */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1ull << 8), ==,
+                     PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0,
+                              both | (1ull << 63)), ==, PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0,
+                              both | (1ull << 4)), ==, PVPERF_ST_SLOT_FREE);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 1, 1ull << 1), ==,
+                     PVPERF_ST_SLOT_FREE);          /* vCPU 1 has no slot 1 */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 5, 1ull << 1), ==,
+                     PVPERF_ST_BAD_VCPU);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, both);
+    g_assert_cmpuint(header_seq(&f, PAGE_GPA), ==, seq);
+    assert_logged(&f, "names slots beyond 8");
+
+    /* bits not set are no error, and an empty mask succeeds */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1ull << 3), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 0), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, both);
+
+    /* slot 1's bit goes, slot 6's stays; the header is written once */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, PVPERF_VCPU_SELF,
+                              1ull << 1), ==, PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1ull << 6);
+    g_assert_cmpuint(header_seq(&f, PAGE_GPA), ==, seq + 2);
+    /* it writes no record */
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 6).seq, ==, r6.seq);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 6).overflows, ==, r6.overflows);
+    /* again: nothing to clear */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1ull << 1), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1ull << 6);
+
+    /* CLOSE clears the closed slot's bit, and only that */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1ull << 1), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(pending_bits(&f, PAGE_GPA) == both);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1ull << 1), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, both);
+    g_assert_cmpuint(close_slot(&f, 0, 6), ==, PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1ull << 1);
+    g_assert_cmpuint(close_slot(&f, 0, 1), ==, PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    /* reopened, slot 6 starts with nothing pending and no overflows */
+    g_assert_cmpuint(open_sampling(&f, 0, 6, EV_TASK_CLOCK, 0, 1000000), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 6).overflows, ==, 0);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    fixture_stop(&f);
+}
+
+/*
+ * Overflows of (vCPU 0, @slot), a task-clock slot, per second of its own
+ * count, over @ms of real time.
+ */
+static double overflow_rate(Fixture *f, uint32_t slot, int ms)
+{
+    Rec a, b;
+
+    g_assert_cmpuint(mask_cmd(f, PVPERF_CMD_READ, 0, 1ull << slot), ==,
+                     PVPERF_ST_OK);
+    a = get_rec(f, PAGE_GPA, slot);
+    g_usleep(ms * 1000);
+    g_assert_cmpuint(mask_cmd(f, PVPERF_CMD_READ, 0, 1ull << slot), ==,
+                     PVPERF_ST_OK);
+    b = get_rec(f, PAGE_GPA, slot);
+    g_assert_cmpuint(b.count, >, a.count + 50 * 1000 * 1000ull);
+    return (b.overflows - a.overflows) * 1e9 / (b.count - a.count);
+}
+
+static void test_sample_set_period(void)
+{
+    Fixture f;
+    double fast, slow;
+    uint64_t ovf;
+    Rec r;
+    Entry both[] = {
+        E_SELF(PVPERF_CMD_SET_PERIOD, .slot = 0, .period = 3000000),
+        E_SELF(PVPERF_CMD_ACK_OVERFLOW, .mask = 1),
+    };
+    Entry bad[] = {
+        E_SELF(PVPERF_CMD_SET_PERIOD, .slot = 0, .period = 0),
+        E_SELF(PVPERF_CMD_ACK_OVERFLOW, .mask = 1),
+    };
+
+    fixture_start(&f, "slots-per-vcpu=8", spin_args());
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    /* OPEN: periods are 1 to 2^63 - 1 */
+    g_assert_cmpuint(open_sampling(&f, 0, 0, EV_TASK_CLOCK, 0,
+                                   1ull << 63), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(open_sampling(&f, 0, 0, EV_TASK_CLOCK, 0,
+                                   UINT64_MAX), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpint(open_slots_of(&f), ==, 0);
+    g_assert_cmpuint(open_sampling(&f, 0, 0, EV_TASK_CLOCK, 0,
+                                   PVPERF_PERIOD_MAX), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).flags, ==,
+                     PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING);
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "period"), ==, PVPERF_PERIOD_MAX);
+    g_assert_cmpuint(open_slot(&f, 0, 1, EV_CSW, PVPERF_NO_GROUP, 0), ==,
+                     PVPERF_ST_OK);
+
+    /* SET_PERIOD's checks, in the documented order; none changes a thing */
+    g_assert_cmpuint(set_period(&f, 0, 0, 0), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(set_period(&f, 0, 0, 1ull << 63), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(set_period(&f, 0, 0, UINT64_MAX), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(set_period(&f, 0, 1, 1000), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(set_period(&f, 0, 2, 1000), ==, PVPERF_ST_SLOT_FREE);
+    g_assert_cmpuint(set_period(&f, 0, 2, 0), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(set_period(&f, 0, 8, 1000), ==, PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(set_period(&f, 0, 8, 0), ==, PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(set_period(&f, 0, 0xffffffff, 1000), ==,
+                     PVPERF_ST_BAD_SLOT);
+    g_assert_cmpuint(set_period(&f, 7, 0, 1000), ==, PVPERF_ST_BAD_VCPU);
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "period"), ==, PVPERF_PERIOD_MAX);
+    assert_logged(&f, "periods are 1 to 2^63 - 1");
+
+    /* SET_PERIOD writes no record, and works on a disabled slot */
+    r = get_rec(&f, PAGE_GPA, 0);
+    g_assert_cmpuint(set_period(&f, 0, 0, 250000), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(rd(&f, PVPERF_REG_HOST_ERRNO), ==, 0);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).seq, ==, r.seq);
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "period"), ==, 250000);
+
+    /* it takes effect: 250 us of task-clock, then 10 ms (40 times fewer) */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1), ==,
+                     PVPERF_ST_OK);
+    fast = overflow_rate(&f, 0, 300);
+    g_assert_cmpuint(set_period(&f, 0, 0, 10000000), ==, PVPERF_ST_OK);
+    settle(&f);
+    slow = overflow_rate(&f, 0, 500);
+    g_test_message("overflows per second of task-clock: %.0f at 250 us, "
+                   "%.1f at 10 ms", fast, slow);
+    g_assert_cmpfloat(fast, >, 4000 * 0.5);
+    g_assert_cmpfloat(fast, <, 4000 * 1.3);
+    g_assert_cmpfloat(slow, >, 100 * 0.5);
+    g_assert_cmpfloat(slow, <, 100 * 1.3);
+    g_assert_cmpfloat(fast, >, 20 * slow);
+
+    /* the next overflow comes PERIOD events after the command: never */
+    g_assert_cmpuint(set_period(&f, 0, 0, PVPERF_PERIOD_MAX), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1), ==,
+                     PVPERF_ST_OK);
+    ovf = get_rec(&f, PAGE_GPA, 0).overflows;
+    g_usleep(300 * 1000);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).overflows, ==, ovf);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    /* and back to 1 ms: overflowing again */
+    g_assert_cmpuint(set_period(&f, 0, 0, 1000000), ==, PVPERF_ST_OK);
+    WAIT_FOR(pending_bits(&f, PAGE_GPA) & 1);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).overflows, >, ovf);
+
+    /* a driver's handler: SET_PERIOD and ACK_OVERFLOW in one RUN */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1);
+    g_assert_cmpuint(set_block(&f, 0, BLOCK_GPA), ==, PVPERF_ST_OK);
+    block_write(&f, BLOCK_GPA, bad, ARRAY_SIZE(bad));
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_BAD_ARG);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 1), ==, PVPERF_ST_NOT_RUN);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1);
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "period"), ==, 1000000);
+    block_write(&f, BLOCK_GPA, both, ARRAY_SIZE(both));
+    run_io(&f);
+    g_assert_cmpuint(blk_status(&f, BLOCK_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(blk_done(&f, BLOCK_GPA), ==, 2);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 0), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(ent_status(&f, BLOCK_GPA, 1), ==, PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "period"), ==, 3000000);
+    fixture_stop(&f);
+}
+
+/* max-sample-rate: the register, the limits, the bounds at realize */
+static void test_sample_rate_property(void)
+{
+    Fixture f;
+    QDict *info;
+
+    fixture_start(&f, "max-sample-rate=1000000", "-m 64");
+    g_assert_cmpuint(rd(&f, PVPERF_REG_MAX_SAMPLE_RATE), ==, 1000000);
+    info = query_one(f.qts);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "limits"),
+                                  "max-sample-rate"), ==, 1000000);
+    qobject_unref(info);
+    expect_realize_error(f.qts, "'max-sample-rate': 99",
+                         "max-sample-rate must be 100 to 1000000");
+    expect_realize_error(f.qts, "'max-sample-rate': 1000001",
+                         "max-sample-rate must be 100 to 1000000");
+    expect_realize_error(f.qts, "'max-sample-rate': 0",
+                         "max-sample-rate must be");
+    qtest_qmp_assert_success(f.qts, "{'execute': 'device_add', 'arguments': "
+                             "{'driver': 'pvperf', 'id': 'low', "
+                             "'max-sample-rate': 100}}");
+    fixture_stop(&f);
+}
+
+/*
+ * max-sample-rate=100, the minimum, against a task-clock period of 10 us
+ * (100,000 overflows per second unthrottled): the device throttles the
+ * slot, says so, and the vCPU's overflows stay near the limit.
+ */
+static void test_sample_throttle(void)
+{
+    Fixture f;
+    QDict *info, *sl;
+    bool seen_throttled = false, seen_query = false;
+    uint64_t ovf0, ovf1;
+    int64_t t0, t1;
+    Rec r;
+
+    fixture_start(&f, "max-sample-rate=100", spin_args());
+    g_assert_cmpuint(rd(&f, PVPERF_REG_MAX_SAMPLE_RATE), ==, 100);
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_sampling(&f, 0, 2, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 10000), ==,
+                     PVPERF_ST_OK);
+    for (int i = 0; i < 2000 && !(seen_throttled && seen_query); i++) {
+        r = get_rec(&f, PAGE_GPA, 2);
+        if (r.flags & PVPERF_SLOT_THROTTLED) {
+            /* the guest's ENABLED does not change */
+            g_assert_cmphex(r.flags, ==, PVPERF_SLOT_OPEN |
+                            PVPERF_SLOT_ENABLED | PVPERF_SLOT_SAMPLING |
+                            PVPERF_SLOT_THROTTLED);
+            g_assert_cmpuint(r.throttles, >, 0);
+            seen_throttled = true;
+        }
+        if (!seen_query && i % 10 == 0) {
+            info = query_one(f.qts);
+            sl = qdict_get_qdict(slot_of(info, 0, 2), "sampling");
+            if (qdict_get_bool(sl, "throttled")) {
+                g_assert_cmpint(qdict_get_int(sl, "throttles"), >, 0);
+                seen_query = true;
+            }
+            qobject_unref(info);
+        }
+        g_usleep(1000);
+    }
+    g_assert_true(seen_throttled);
+    g_assert_true(seen_query);
+    /* ENABLE of a throttled slot succeeds */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1ull << 2), ==,
+                     PVPERF_ST_OK);
+
+    /* about 100 overflows per second, whatever the period */
+    t0 = g_get_monotonic_time();
+    ovf0 = sampling_int(&f, 0, 2, "overflows");
+    g_usleep(1000 * 1000);
+    ovf1 = sampling_int(&f, 0, 2, "overflows");
+    t1 = g_get_monotonic_time();
+    g_test_message("max-sample-rate=100: %" PRIu64 " overflows in %" PRId64
+                   " ms, %" PRId64 " throttles", ovf1 - ovf0,
+                   (t1 - t0) / 1000, sampling_int(&f, 0, 2, "throttles"));
+    g_assert_cmpuint(ovf1, >, ovf0);
+    g_assert_cmpuint(ovf1 - ovf0, <=, 300 * (t1 - t0) / 1000000 + 1);
+    g_assert_cmpint(stat_now(&f, "throttles"), >=,
+                    sampling_int(&f, 0, 2, "throttles"));
+    g_assert_cmpint(sampling_int(&f, 0, 2, "throttles"), >, 10);
+
+    /* disabled: when the window ends, THROTTLED goes */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1ull << 2), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(!(get_rec(&f, PAGE_GPA, 2).flags & PVPERF_SLOT_THROTTLED));
+    g_assert_cmphex(get_rec(&f, PAGE_GPA, 2).flags, ==,
+                    PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING);
+    fixture_stop(&f);
+}
+
+/*
+ * Overflows the host's ring buffer cannot hold are counted as lost, and
+ * among the overflows. The buffer is one data page (512 overflow records
+ * of 8 bytes); QEMU's main loop drains it, so a main loop kept busy by a
+ * long QMP command (pmemsave of guest memory to /dev/null) while vCPU 0
+ * spins with a 10 us task-clock period makes it overflow.
+ */
+static void test_sample_lost(void)
+{
+    g_autofree char *args = g_strdup_printf("%s -m 512", spin_args());
+    Fixture f;
+    int64_t t0, t1;
+    Rec r;
+
+    fixture_start(&f, NULL, args);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_sampling(&f, 0, 0, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 10000), ==,
+                     PVPERF_ST_OK);
+    for (int i = 0; i < 5 && get_rec(&f, PAGE_GPA, 0).lost == 0; i++) {
+        t0 = g_get_monotonic_time();
+        qtest_qmp_assert_success(f.qts, "{'execute': 'pmemsave', "
+                                 "'arguments': {'val': 0, 'size': %" PRIu64
+                                 ", 'filename': '/dev/null'}}",
+                                 (uint64_t)512 * MiB);
+        t1 = g_get_monotonic_time();
+        g_test_message("main loop busy for %" PRId64 " ms", (t1 - t0) / 1000);
+        WAIT_FOR(get_rec(&f, PAGE_GPA, 0).lost > 0);
+    }
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1), ==, PVPERF_ST_OK);
+    r = get_rec(&f, PAGE_GPA, 0);
+    g_test_message("%" PRIu64 " overflows, %u lost, %u throttles",
+                   r.overflows, r.lost, r.throttles);
+    g_assert_cmpuint(r.lost, >, 0);
+    g_assert_cmpuint(r.lost, <, r.overflows);      /* some got through */
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "lost"), ==, r.lost);
+    g_assert_cmpuint(sampling_int(&f, 0, 0, "overflows"), ==, r.overflows);
+    /* overflows count events: lost ones included, at most one a period */
+    g_assert_cmpuint(r.overflows, <=, r.count / 10000 + 1);
+    fixture_stop(&f);
+}
+
+/*
+ * ACPI PCI unplug, as qpci_unplug_acpi_device_test() does, on a machine
+ * whose vCPU 0 spins. DEVICE_DELETED comes when the device is finalized,
+ * after an RCU grace period; a TCG vCPU that spins in one translation
+ * block stays in its RCU read section until it is kicked, so the wait
+ * kicks it with memory map changes (i440FX PAM, 0xc0000 RAM <-> PCI).
+ */
+static void unplug_spinning(Fixture *f, const char *id, uint8_t slot)
+{
+    QPCIDevice *host = qpci_device_find(f->bus, QPCI_DEVFN(0, 0));
+    QDict *ev = NULL;
+
+    g_assert(host);
+    qtest_qmp_device_del_send(f->qts, id);
+    qtest_outl(f->qts, 0xae00 + 8, 1 << slot);    /* PCI hotplug: eject */
+    for (int i = 0; i < 500 && !ev; i++) {
+        qpci_config_writeb(host, PAM_C0000, i & 1 ? PAM_PCI : PAM_RAM);
+        qtest_qmp_assert_success(f->qts, "{'execute': 'query-status'}");
+        ev = qtest_qmp_event_ref(f->qts, "DEVICE_DELETED");
+        if (!ev) {
+            g_usleep(10 * 1000);
+        }
+    }
+    g_assert_nonnull(ev);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "device"), ==,
+                    id);
+    qobject_unref(ev);
+    qpci_config_writeb(host, PAM_C0000, PAM_PCI);
+    g_free(host);
+}
+
+/*
+ * Sampling slots hold an fd and a mapped ring buffer each; every way of
+ * getting rid of them releases both, overflows pending or not.
+ */
+static void test_sample_cleanup(void)
+{
+    Fixture f;
+    pid_t pid;
+    int base_fds, base_maps, fds, maps;
+    QPCIDevice *dev2;
+    QPCIBar bar2;
+
+    fixture_start(&f, NULL, spin_args());
+    pid = qtest_pid(f.qts);
+    base_fds = count_fds(pid);
+    base_maps = count_perf_maps(pid);
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+
+    /* 50 at once, overflowing (and throttled: 50,000 a second) */
+    for (uint32_t n = 0; n < 50; n++) {
+        g_assert_cmpuint(open_sampling(&f, 0, n, EV_TASK_CLOCK,
+                                       PVPERF_OPEN_ENABLED, 1000000), ==,
+                         PVPERF_ST_OK);
+    }
+    /* the slots, and the watch on vCPU 0's thread */
+    g_assert_cmpint(count_fds(pid), ==, base_fds + 50 + 1);
+    g_assert_cmpint(count_perf_maps(pid), ==, base_maps + 50 + 1);
+    WAIT_FOR(msi_word(&f, 0) == 0x5a00);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0x5a00);
+    for (uint32_t n = 0; n < 50; n++) {
+        g_assert_cmpuint(close_slot(&f, 0, n), ==, PVPERF_ST_OK);
+    }
+    g_assert_cmpint(count_fds(pid), ==, base_fds + 1);
+    g_assert_cmpint(count_perf_maps(pid), ==, base_maps + 1);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    /* 50 times one */
+    for (uint32_t n = 0; n < 50; n++) {
+        g_assert_cmpuint(open_sampling(&f, 0, n, EV_TASK_CLOCK,
+                                       PVPERF_OPEN_ENABLED, 100000), ==,
+                         PVPERF_ST_OK);
+        g_usleep(1000);
+        g_assert_cmpuint(close_slot(&f, 0, n), ==, PVPERF_ST_OK);
+    }
+    g_assert_cmpint(count_fds(pid), ==, base_fds + 1);
+    g_assert_cmpint(count_perf_maps(pid), ==, base_maps + 1);
+
+    /* RESET with overflows pending: all gone, and nothing is signalled */
+    for (uint32_t n = 0; n < 4; n++) {
+        g_assert_cmpuint(open_sampling(&f, 0, n, EV_TASK_CLOCK,
+                                       PVPERF_OPEN_ENABLED, 1000000), ==,
+                         PVPERF_ST_OK);
+    }
+    WAIT_FOR(pending_bits(&f, PAGE_GPA) == 0xf);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0xf);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    g_assert_cmpint(count_fds(pid), ==, base_fds);
+    g_assert_cmpint(count_perf_maps(pid), ==, base_maps);
+    qtest_writel(f.qts, MSI_GPA, 0);
+    settle(&f);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0);
+    /* a page registered again shows no overflow state */
+    qtest_memset(f.qts, PAGE_GPA, 0xff, PVPERF_PAGE_SIZE);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).overflows, ==, 0);
+
+    /* a device reset */
+    for (uint32_t n = 0; n < 4; n++) {
+        g_assert_cmpuint(open_sampling(&f, 0, n, EV_TASK_CLOCK,
+                                       PVPERF_OPEN_ENABLED, 1000000), ==,
+                         PVPERF_ST_OK);
+    }
+    WAIT_FOR(pending_bits(&f, PAGE_GPA) == 0xf);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 0xf);
+    qtest_qmp_assert_success(f.qts, "{'execute': 'system_reset'}");
+    qtest_qmp_eventwait(f.qts, "RESET");
+    g_assert_cmpint(count_fds(pid), ==, base_fds);
+    g_assert_cmpint(count_perf_maps(pid), ==, base_maps);
+    fixture_remap(&f);
+
+    /* device_del of a second device with sampling slots open */
+    qtest_qmp_assert_success(f.qts, "{'execute': 'device_add', 'arguments': "
+                             "{'driver': 'pvperf', 'id': 'pv2', "
+                             "'addr': '05.0', 'events': 'task-clock'}}");
+    dev2 = qpci_device_find(f.bus, QPCI_DEVFN(5, 0));
+    g_assert(dev2);
+    qpci_device_enable(dev2);
+    bar2 = qpci_iomap(dev2, PVPERF_MMIO_BAR, NULL);
+    fds = count_fds(pid);
+    maps = count_perf_maps(pid);
+    qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_VCPU, 0);
+    qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_ADDR_LO, PAGE2_GPA);
+    qpci_io_writel(dev2, bar2, PVPERF_REG_DOORBELL, PVPERF_CMD_SET_PAGE);
+    g_assert_cmpuint(qpci_io_readl(dev2, bar2, PVPERF_REG_STATUS), ==,
+                     PVPERF_ST_OK);
+    for (uint32_t n = 0; n < 5; n++) {
+        qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_SLOT, n);
+        qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_PERIOD_LO, 1000000);
+        qpci_io_writel(dev2, bar2, PVPERF_REG_CMD_FLAGS, PVPERF_OPEN_ENABLED);
+        qpci_io_writel(dev2, bar2, PVPERF_REG_DOORBELL, PVPERF_CMD_OPEN);
+        g_assert_cmpuint(qpci_io_readl(dev2, bar2, PVPERF_REG_STATUS), ==,
+                         PVPERF_ST_OK);
+    }
+    g_assert_cmpint(count_fds(pid), ==, fds + 5 + 1);
+    g_assert_cmpint(count_perf_maps(pid), ==, maps + 5 + 1);
+    WAIT_FOR(pending_bits(&f, PAGE2_GPA) == 0x1f);
+    g_assert_cmphex(pending_bits(&f, PAGE2_GPA), ==, 0x1f);
+    unplug_spinning(&f, "pv2", 5);
+    g_assert_cmpint(count_fds(pid), ==, base_fds);
+    g_assert_cmpint(count_perf_maps(pid), ==, base_maps);
+    g_free(dev2);
+    check_still_works(&f);
+    fixture_stop(&f);
+}
+
+/*
+ * No message while MSI-X is off; a masked vector sets its PBA bit instead,
+ * and unmasking it delivers the message. The overflows are counted and
+ * overflow_pending is set either way.
+ */
+static void test_sample_msix_off(void)
+{
+    Fixture f;
+    uint8_t cap;
+    uint16_t ctrl;
+    int64_t irqs;
+
+    fixture_start(&f, NULL, spin_args());
+    cap = qpci_find_capability(f.dev, PCI_CAP_ID_MSIX, 0);
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    ctrl = qpci_config_readw(f.dev, cap + PCI_MSIX_FLAGS);
+    qpci_config_writew(f.dev, cap + PCI_MSIX_FLAGS,
+                       ctrl & ~PCI_MSIX_FLAGS_ENABLE);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_sampling(&f, 0, 0, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 1000000), ==,
+                     PVPERF_ST_OK);
+
+    /* MSI-X disabled */
+    WAIT_FOR(get_rec(&f, PAGE_GPA, 0).overflows >= 20);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).overflows, >=, 20);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0);
+    g_assert_false(qpci_msix_pending(f.dev, 0));
+    g_assert_cmpint(stat_now(&f, "interrupts"), ==, 0);
+
+    /* enabled, the vector masked: pending in the PBA, nothing written */
+    msix_mask(&f, 0, true);
+    qpci_config_writew(f.dev, cap + PCI_MSIX_FLAGS,
+                       ctrl | PCI_MSIX_FLAGS_ENABLE);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(qpci_msix_pending(f.dev, 0));
+    g_assert_true(qpci_msix_pending(f.dev, 0));
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0);
+    irqs = stat_now(&f, "interrupts");
+
+    /* unmasked: the pending message is delivered, with no new overflow */
+    msix_mask(&f, 0, false);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0x5a00);
+    g_assert_false(qpci_msix_pending(f.dev, 0));
+    qtest_writel(f.qts, MSI_GPA, 0);
+    settle(&f);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0);
+    g_assert_cmpint(stat_now(&f, "interrupts"), ==, irqs);
+
+    /* and new overflows are signalled again */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ENABLE, 0, 1), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(msi_word(&f, 0) == 0x5a00);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0x5a00);
+    g_assert_cmpint(stat_now(&f, "interrupts"), >, irqs);
+    fixture_stop(&f);
+}
+
+/* A vCPU without a count page: overflows counted, no message */
+static void test_sample_no_page(void)
+{
+    Fixture f;
+    int64_t ovf;
+
+    fixture_start(&f, NULL, spin_args());
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    g_assert_cmpuint(open_sampling(&f, 0, 3, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 1000000), ==,
+                     PVPERF_ST_OK);
+    WAIT_FOR(sampling_int(&f, 0, 3, "overflows") >= 20);
+    ovf = sampling_int(&f, 0, 3, "overflows");
+    g_assert_cmpint(ovf, >=, 20);
+    g_assert_cmpint(stat_now(&f, "overflows"), >=, ovf);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0);
+    g_assert_cmpint(stat_now(&f, "interrupts"), ==, 0);
+    g_assert_false(sampling_bool(&f, 0, 3, "pending"));
+
+    /* with a page, the next overflows are signalled; none was forgotten */
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    WAIT_FOR(msi_word(&f, 0) == 0x5a00);
+    g_assert_cmphex(msi_word(&f, 0), ==, 0x5a00);
+    g_assert_cmpint(stat_now(&f, "interrupts"), >, 0);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 3).overflows, >, ovf);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1ull << 3);
+    fixture_stop(&f);
+}
+
+/* query-pvperf and info pvperf show the sampling state */
+static void test_sample_query(void)
+{
+    Fixture f;
+    QDict *info, *sl, *smp, *st;
+    g_autofree char *hmp = NULL;
+    g_autofree char *slot_line = NULL;
+    const char *line;
+    uint64_t period = 0, ovf = 0, lost = 0, thr = 0, irqs = 0;
+    Rec r;
+
+    fixture_start(&f, "id=pv0", spin_args());
+    info = query_one(f.qts);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "limits"),
+                                  "max-sample-rate"), ==, 20000);
+    st = qdict_get_qdict(info, "stats");
+    g_assert_cmpint(qdict_get_int(st, "overflows"), ==, 0);
+    g_assert_cmpint(qdict_get_int(st, "interrupts"), ==, 0);
+    g_assert_cmpint(qdict_get_int(st, "throttles"), ==, 0);
+    qobject_unref(info);
+    hmp = qtest_hmp(f.qts, "info pvperf");
+    g_assert_nonnull(strstr(hmp, "20000 overflows per second and vCPU at "
+                            "most"));
+    /* the statistics' sampling line comes once anything overflowed */
+    g_assert_null(strstr(hmp, "sampling:"));
+    g_free(hmp);
+
+    qpci_msix_enable(f.dev);
+    msix_to_ram(&f, 0);
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_sampling(&f, 0, 2, EV_TASK_CLOCK,
+                                   PVPERF_OPEN_ENABLED, 250000), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 4, EV_CSW, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    WAIT_FOR(get_rec(&f, PAGE_GPA, 2).overflows >= 50);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_DISABLE, 0, 1ull << 2), ==,
+                     PVPERF_ST_OK);
+    settle(&f);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 1ull << 2), ==,
+                     PVPERF_ST_OK);
+    r = get_rec(&f, PAGE_GPA, 2);
+    g_assert_cmpuint(r.overflows, >=, 50);
+    g_assert_cmphex(pending_bits(&f, PAGE_GPA), ==, 1ull << 2);
+
+    info = query_one(f.qts);
+    sl = slot_of(info, 0, 2);
+    g_assert_nonnull(sl);
+    g_assert_true(qdict_haskey(sl, "sampling"));
+    smp = qdict_get_qdict(sl, "sampling");
+    g_assert_cmpuint(qdict_get_int(smp, "period"), ==, 250000);
+    g_assert_cmpuint(qdict_get_int(smp, "overflows"), ==, r.overflows);
+    g_assert_cmpuint(qdict_get_int(smp, "lost"), ==, r.lost);
+    g_assert_cmpuint(qdict_get_int(smp, "throttles"), ==, r.throttles);
+    g_assert_false(qdict_get_bool(smp, "throttled"));
+    g_assert_true(qdict_get_bool(smp, "pending"));
+    g_assert_cmpuint(qdict_get_int(sl, "count"), ==, r.count);
+    /* a counting slot has no sampling state */
+    g_assert_false(qdict_haskey(slot_of(info, 0, 4), "sampling"));
+    st = qdict_get_qdict(info, "stats");
+    g_assert_cmpint(qdict_get_int(st, "overflows"), ==, r.overflows);
+    g_assert_cmpint(qdict_get_int(st, "interrupts"), >, 0);
+    /* one message a pass, however many overflows it found */
+    g_assert_cmpint(qdict_get_int(st, "interrupts"), <=, r.overflows);
+    g_assert_cmpint(cmd_count(info, "ack-overflow"), ==, 0);
+    qobject_unref(info);
+
+    hmp = qtest_hmp(f.qts, "info pvperf");
+    g_test_message("info pvperf:\n%s", hmp);
+    line = strstr(hmp, "sampling: period ");
+    g_assert_nonnull(line);
+    g_assert_cmpint(sscanf(line, "sampling: period %" SCNu64 ", %" SCNu64
+                           " overflows, %" SCNu64 " lost, %" SCNu64
+                           " throttles", &period, &ovf, &lost, &thr), ==, 4);
+    g_assert_cmpuint(period, ==, 250000);
+    g_assert_cmpuint(ovf, ==, r.overflows);
+    g_assert_cmpuint(lost, ==, r.lost);
+    g_assert_cmpuint(thr, ==, r.throttles);
+    slot_line = g_strndup(line, strcspn(line, "\r\n"));
+    g_assert_true(g_str_has_suffix(slot_line, " throttles, pending"));
+    /* only the sampling slot has the line */
+    g_assert_null(strstr(line + 1, "sampling: period "));
+    line = strstr(hmp, "  sampling: ");
+    while (line && !strncmp(line + 2, "sampling: period", 16)) {
+        line = strstr(line + 1, "  sampling: ");
+    }
+    g_assert_nonnull(line);
+    g_assert_cmpint(sscanf(line, "  sampling: %" SCNu64 " overflows, %"
+                           SCNu64 " interrupts, %" SCNu64 " throttles",
+                           &ovf, &irqs, &thr), ==, 3);
+    g_assert_cmpuint(ovf, ==, r.overflows);
+    g_assert_cmpuint(irqs, >, 0);
+
+    /* acknowledged: not pending any more */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_ACK_OVERFLOW, 0, 1ull << 2), ==,
+                     PVPERF_ST_OK);
+    g_assert_false(sampling_bool(&f, 0, 2, "pending"));
+    info = query_one(f.qts);
+    g_assert_cmpint(cmd_count(info, "ack-overflow"), ==, 1);
+    qobject_unref(info);
+    g_free(hmp);
+    hmp = qtest_hmp(f.qts, "info pvperf");
+    g_assert_nonnull(strstr(hmp, " throttles\r\n"));
+    g_assert_null(strstr(hmp, ", pending"));
+    fixture_stop(&f);
+}
+
 static void test_vcpu_hotplug(void)
 {
     Fixture f;
@@ -2379,6 +3280,17 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/block/errors", test_block_errors);
     qtest_add_func("/pvperf/block/budget", test_block_budget);
     qtest_add_func("/pvperf/sample/basic", test_sample_basic);
+    qtest_add_func("/pvperf/sample/vector-per-vcpu",
+                   test_sample_vector_per_vcpu);
+    qtest_add_func("/pvperf/sample/ack", test_sample_ack);
+    qtest_add_func("/pvperf/sample/set-period", test_sample_set_period);
+    qtest_add_func("/pvperf/sample/rate-property", test_sample_rate_property);
+    qtest_add_func("/pvperf/sample/throttle", test_sample_throttle);
+    qtest_add_func("/pvperf/sample/lost", test_sample_lost);
+    qtest_add_func("/pvperf/sample/cleanup", test_sample_cleanup);
+    qtest_add_func("/pvperf/sample/msix-off", test_sample_msix_off);
+    qtest_add_func("/pvperf/sample/no-page", test_sample_no_page);
+    qtest_add_func("/pvperf/sample/query", test_sample_query);
     ret = g_test_run();
     if (spin_bios) {
         unlink(spin_bios);
