@@ -38,8 +38,11 @@ static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
                    PRIu64 " failed\n", st->block_entries, st->failed);
     if (st->overflows || st->throttles) {
         monitor_printf(mon, "  sampling: %" PRIu64 " overflows, %" PRIu64
-                       " interrupts, %" PRIu64 " throttles\n", st->overflows,
-                       st->interrupts, st->throttles);
+                       " interrupts, %" PRIu64 " throttles; overflow to "
+                       "interrupt %" PRIu64 " us on average, %" PRIu64
+                       " us at most\n", st->overflows, st->interrupts,
+                       st->throttles, st->latency_avg_ns / 1000,
+                       st->latency_max_ns / 1000);
     }
     for (c = st->commands; c; c = c->next) {
         char item[48];

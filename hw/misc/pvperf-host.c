@@ -269,11 +269,15 @@ int pvperf_host_open(const PVPerfEvent *ev, int tid, int group_fd,
 
     if (period) {
         /*
-         * Only the overflow matters, not what the host would sample (its
-         * own IP is QEMU's): records of 8 bytes, a wakeup for each.
+         * Only the overflow and its time matter, not what the host would
+         * sample (its own IP is QEMU's): 16-byte records, a wakeup for
+         * each, timed on CLOCK_MONOTONIC (QEMU's get_clock()) so that the
+         * device can tell how long an overflow took to reach the guest.
          */
         attr.sample_period = period;
-        attr.sample_type = 0;
+        attr.sample_type = PERF_SAMPLE_TIME;
+        attr.use_clockid = 1;
+        attr.clockid = CLOCK_MONOTONIC;
         attr.wakeup_events = 1;
     }
     fd = pvperf_perf_event_open(&attr, tid, group_fd);
@@ -378,7 +382,13 @@ void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news)
             break;
         }
         switch (h.type) {
-        case PERF_RECORD_SAMPLE:
+        case PERF_RECORD_SAMPLE:         /* { header; u64 time; } */
+            if (!news->samples && h.size >= sizeof(h) + 8) {
+                uint64_t t;
+
+                pvperf_ring_copy(data, size, tail + sizeof(h), &t, 8);
+                news->first_ns = t;
+            }
             news->samples++;
             break;
         case PERF_RECORD_LOST:          /* { header; u64 id; u64 lost; } */

@@ -102,6 +102,7 @@ typedef struct PVPerfRingNews {
     uint32_t throttles;         /* PERF_RECORD_THROTTLE */
     uint32_t unthrottles;       /* PERF_RECORD_UNTHROTTLE */
     uint8_t throttle_state;     /* the last of them: 1 throttle, 2 un-, 0 none */
+    int64_t first_ns;           /* CLOCK_MONOTONIC of the first sample, or 0 */
     bool corrupt;               /* a record that cannot be: skipped all */
 } PVPerfRingNews;
 

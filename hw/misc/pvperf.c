@@ -123,6 +123,7 @@ typedef struct PVPerfVcpu {
     int64_t win_start;          /* rate limit window (realtime ms) */
     uint64_t win_overflows;     /* overflows in it */
     bool limited;               /* slots held until the window ends */
+    int64_t oldest_ns;          /* the oldest overflow not signalled, or 0 */
     QEMUTimer *unhold_timer;
 } PVPerfVcpu;
 
@@ -175,6 +176,10 @@ struct PVPerfState {
     uint64_t overflows;         /* over every slot, lost included */
     uint64_t interrupts;        /* MSI-X messages the device sent */
     uint64_t throttles;
+    /* from an overflow on the host to its MSI-X message, in ns */
+    uint64_t latency_sum;
+    uint64_t latency_max;
+    uint64_t latency_n;
     /* overflow passes: host records to guest pages, under the guard */
     QEMUBH *overflow_bh;
     /* RUN's copy of a command block */
@@ -1181,17 +1186,19 @@ static void pvperf_unhold(void *opaque)
     qemu_bh_schedule(s->overflow_bh);
 }
 
+static void pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc);
+
 /*
  * A sampling slot of this vCPU has overflow records (its fd polls readable
  * after each, wakeup_events = 1). Runs in the main loop with the BQL:
  * drains every ring buffer of the vCPU, counts, applies the rate limit,
- * and leaves guest memory to the overflow bottom half, which runs under
- * the device's re-entrancy guard.
+ * and runs the vCPU's overflow pass.
  */
 static void pvperf_sample_ready(void *opaque)
 {
     PVPerfVcpu *vc = opaque;
     PVPerfState *s = vc->s;
+    MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     uint64_t found = 0;
 
@@ -1203,6 +1210,10 @@ static void pvperf_sample_ready(void *opaque)
 
         pvperf_host_ring_drain(&sl->ring, &news);
         ovf = news.samples + news.lost;
+        if (news.first_ns > 0 &&
+            (!vc->oldest_ns || news.first_ns < vc->oldest_ns)) {
+            vc->oldest_ns = news.first_ns;
+        }
         if (ovf) {
             sl->overflows += ovf;
             sl->lost += news.lost;
@@ -1229,50 +1240,78 @@ static void pvperf_sample_ready(void *opaque)
     if (!vc->limited && vc->win_overflows > pvperf_rate_quota(s)) {
         pvperf_hold(s, vc);
     }
-    if (vc->fresh | vc->dirty) {
+    /*
+     * The pass at once, not in a bottom half (a main loop iteration less
+     * of skid), under the re-entrancy guard a guarded bottom half would
+     * hold: its DMA can never reach the device's own registers.
+     */
+    if ((vc->fresh | vc->dirty) && !guard->engaged_in_io) {
+        guard->engaged_in_io = true;
+        pvperf_overflow_pass(s, vc);
+        guard->engaged_in_io = false;
+    } else if (vc->fresh | vc->dirty) {
         qemu_bh_schedule(s->overflow_bh);
     }
 }
 
 /*
- * An overflow pass (docs: "Interrupts"): for each vCPU with news, read the
+ * An overflow pass for one vCPU (docs: "Sampling", "Interrupts"): read the
  * slots that overflowed (their records then carry the counts of now), set
  * their bits in overflow_pending, and send the vCPU's MSI-X message once.
+ * Writes guest memory: callers hold the device's re-entrancy guard.
  */
+static void pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    uint64_t fresh = vc->fresh;
+    uint32_t failed = 0;
+    int err;
+
+    if (!(vc->fresh | vc->dirty)) {
+        return;
+    }
+    if (!vc->page) {
+        /* counted, not signalled: nowhere to say which slot */
+        vc->fresh = vc->dirty = 0;
+        vc->oldest_ns = 0;
+        return;
+    }
+    err = pvperf_read_slots(s, vc, vc->fresh | vc->dirty, &failed);
+    if (err) {
+        pvperf_note_host_error(s, "read", vc->index, failed, err);
+    }
+    vc->fresh = vc->dirty = 0;
+    if (!fresh) {
+        return;
+    }
+    vc->pending |= fresh;
+    pvperf_write_header(s, vc);
+    if (!vc->page_unwritable && msix_enabled(pdev)) {
+        msix_notify(pdev, vc->index);
+        s->interrupts++;
+        trace_pvperf_notify(vc->index, vc->pending);
+        /* the skid's host part (docs: "Skid") */
+        if (vc->oldest_ns) {
+            uint64_t lat = MAX(get_clock() - vc->oldest_ns, 0);
+
+            s->latency_sum += lat;
+            s->latency_max = MAX(s->latency_max, lat);
+            s->latency_n++;
+        }
+    }
+    vc->oldest_ns = 0;
+}
+
+/* The passes that a timer (the rate limit's window end) asked for */
 static void pvperf_overflow_bh(void *opaque)
 {
     PVPerfState *s = opaque;
-    PCIDevice *pdev = PCI_DEVICE(s);
 
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
         PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
-        uint64_t fresh;
-        uint32_t failed = 0;
-        int err;
 
-        if (!vc || !(vc->fresh | vc->dirty)) {
-            continue;
-        }
-        fresh = vc->fresh;
-        if (!vc->page) {
-            /* counted, not signalled: nowhere to say which slot */
-            vc->fresh = vc->dirty = 0;
-            continue;
-        }
-        err = pvperf_read_slots(s, vc, vc->fresh | vc->dirty, &failed);
-        if (err) {
-            pvperf_note_host_error(s, "read", v, failed, err);
-        }
-        vc->fresh = vc->dirty = 0;
-        if (!fresh) {
-            continue;
-        }
-        vc->pending |= fresh;
-        pvperf_write_header(s, vc);
-        if (!vc->page_unwritable && msix_enabled(pdev)) {
-            msix_notify(pdev, v);
-            s->interrupts++;
-            trace_pvperf_notify(v, vc->pending);
+        if (vc) {
+            pvperf_overflow_pass(s, vc);
         }
     }
 }
@@ -1928,6 +1967,8 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
     st->overflows = s->overflows;
     st->interrupts = s->interrupts;
     st->throttles = s->throttles;
+    st->latency_avg_ns = s->latency_n ? s->latency_sum / s->latency_n : 0;
+    st->latency_max_ns = s->latency_max;
     cmd_tail = &st->commands;
     for (uint32_t c = 0; c < PVPERF_CMD_COUNTED; c++) {
         PvperfCommandCount *cc;
