@@ -371,6 +371,78 @@ static void test_exits(void)
     puts_(")\n");
 }
 
+/* Where vCPU 0's MSI-X message lands: plain RAM, so no APIC is needed */
+static volatile uint32_t msi_word;
+
+/*
+ * Sampling (ABI 1.2) from a KVM vCPU: kvm:kvm_userspace_exit with period
+ * 100, then 1,000 port 0x80 writes (each an exit to QEMU): about 10
+ * overflows must reach the record, overflow_pending and vCPU 0's MSI-X
+ * vector, whose message this guest points at msi_word.
+ */
+static void test_sampling(uint32_t bdf)
+{
+    uint32_t cap = pci_rd(bdf, 0x34) & 0xfc, tab, fl;
+    const struct pvperf_slot_record *r = (const void *)(page +
+        PVPERF_SLOT_RECORD_OFFSET(7));
+    const struct pvperf_page_header *h = (const void *)page;
+    volatile uint32_t *entry0;
+    uint64_t t0, ovf, pend;
+    uint32_t bar_lo, bar_hi, st;
+
+    if (!available(EV_USER_EXIT)) {
+        puts_("SKIP kvm/sampling: kvm:kvm_userspace_exit unavailable\n");
+        return;
+    }
+    while (cap && (pci_rd(bdf, cap) & 0xff) != 0x11) {    /* MSI-X */
+        cap = (pci_rd(bdf, cap) >> 8) & 0xfc;
+    }
+    tab = cap ? pci_rd(bdf, cap + 4) : 0;
+    bar_lo = pci_rd(bdf, 0x10 + 4 * (tab & 7)) & ~0xfu;
+    bar_hi = pci_rd(bdf, 0x14 + 4 * (tab & 7));
+    if (!cap || (tab & 7) != PVPERF_MSIX_BAR || bar_hi || !bar_lo) {
+        result(0, "sampling");
+        puts_("no MSI-X table in a 32-bit-addressable BAR 4\n");
+        return;
+    }
+    entry0 = (volatile uint32_t *)(bar_lo + (tab & ~7u));
+    entry0[0] = (uint32_t)&msi_word;        /* address */
+    entry0[1] = 0;
+    entry0[2] = 0x5a5a;                     /* data */
+    entry0[3] = 0;                          /* unmasked */
+    pci_wr(bdf, cap, pci_rd(bdf, cap) | (1u << 31));   /* MSI-X enable */
+    msi_word = 0;
+
+    put(0, PVPERF_CMD_OPEN, 7, EV_USER_EXIT, PVPERF_OPEN_ENABLED, 0, 0);
+    entry(0)->period = 100;
+    st = run(1);
+    for (int i = 0; i < N_PORT; i++) {
+        outb(DIAG_PORT, 0);
+    }
+    /* QEMU's main loop takes the overflows: wait up to ~1 s of TSC */
+    t0 = rdtsc();
+    while (!msi_word && rdtsc() - t0 < 3000000000ull) {
+        __asm__ volatile("pause");
+    }
+    ovf = *(volatile uint64_t *)&r->overflows;
+    fl = *(volatile uint32_t *)&r->flags;
+    pend = *(volatile uint64_t *)&h->overflow_pending;
+    result(st == PVPERF_ST_OK && msi_word == 0x5a5a && ovf >= 9 &&
+           ovf <= 12 && (pend & (1u << 7)) &&
+           (fl & PVPERF_SLOT_SAMPLING), "sampling");
+    puts_("kvm:kvm_userspace_exit with period 100, 1000 port 0x80 writes: "
+          "OPEN status ");
+    putu(st);
+    puts_(", record overflows ");
+    putu(ovf);
+    puts_(", overflow_pending ");
+    puthex((uint32_t)pend);
+    puts_(", vCPU 0's MSI-X message ");
+    puthex(msi_word);
+    putc_('\n');
+    run1(PVPERF_CMD_CLOSE, 7, 0, 0, 0, 0);
+}
+
 /*
  * TSC cycles of N exits of each kind, three rounds, as "INFO kind N
  * cycles" lines; scripts/kvm-bare-tests --bench prints the table.
@@ -471,6 +543,7 @@ void main32(void)
     putc_('\n');
     test_commands();
     test_exits();
+    test_sampling(bdf);
     time_exits();
 out:
     puts_("DONE ");
