@@ -100,6 +100,13 @@ static void pvperf_apply_policy(PVPerfEvent *ev)
     attr->exclude_idle = 0;
     attr->exclude_guest = 0;
     attr->exclude_host = kvm_enabled() && pvperf_kind_is_cpu_pmu(ev->kind);
+    /*
+     * Sampling slots time their overflow records on QEMU's clock; the
+     * host refuses a group whose events use different clocks, and a
+     * sampling slot may lead counting members or join a counting leader.
+     */
+    attr->use_clockid = 1;
+    attr->clockid = CLOCK_MONOTONIC;
 }
 
 static int pvperf_perf_event_open(struct perf_event_attr *attr, pid_t tid,
@@ -276,8 +283,6 @@ int pvperf_host_open(const PVPerfEvent *ev, int tid, int group_fd,
          */
         attr.sample_period = period;
         attr.sample_type = PERF_SAMPLE_TIME;
-        attr.use_clockid = 1;
-        attr.clockid = CLOCK_MONOTONIC;
         attr.wakeup_events = 1;
     }
     fd = pvperf_perf_event_open(&attr, tid, group_fd);

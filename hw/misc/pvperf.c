@@ -1131,10 +1131,23 @@ static uint64_t pvperf_rate_quota(PVPerfState *s)
     return MAX(1, (uint64_t)s->max_sample_rate * PVPERF_RATE_WINDOW_MS / 1000);
 }
 
+/* Held until the window's overflows are paid for at the quota */
+static void pvperf_hold_until(PVPerfState *s, PVPerfVcpu *vc)
+{
+    uint64_t windows = DIV_ROUND_UP(vc->win_overflows, pvperf_rate_quota(s));
+
+    timer_mod(vc->unhold_timer, vc->win_start +
+              PVPERF_RATE_WINDOW_MS * MIN(windows, 1000));
+}
+
 /*
  * The vCPU went over MAX_SAMPLE_RATE in this window: its enabled sampling
- * slots go off on the host (a leader alone: its group stops with it) until
- * the window ends. The guest's view (ENABLED) does not change.
+ * slots go off on the host (a leader alone: its group stops with it) for
+ * as many windows as its overflows take at the quota, counted from the
+ * window's start: the ones the main loop found late and the ones the ring
+ * buffers lost count too, so the rate over time stays at the quota
+ * whatever the guest's periods and the main loop's latency. The guest's
+ * view (ENABLED) does not change.
  */
 static void pvperf_hold(PVPerfState *s, PVPerfVcpu *vc)
 {
@@ -1157,7 +1170,7 @@ static void pvperf_hold(PVPerfState *s, PVPerfVcpu *vc)
         vc->dirty |= 1ull << n;
     }
     vc->limited = true;
-    timer_mod(vc->unhold_timer, vc->win_start + PVPERF_RATE_WINDOW_MS);
+    pvperf_hold_until(s, vc);
     trace_pvperf_hold(vc->index, vc->win_overflows);
 }
 
@@ -1183,6 +1196,8 @@ static void pvperf_unhold(void *opaque)
         }
     }
     vc->limited = false;
+    vc->win_start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    vc->win_overflows = 0;
     qemu_bh_schedule(s->overflow_bh);
 }
 
@@ -1232,13 +1247,16 @@ static void pvperf_sample_ready(void *opaque)
             pvperf_note_host_error(s, "sample buffer", vc->index, n, EIO);
         }
     }
-    if (now - vc->win_start >= PVPERF_RATE_WINDOW_MS) {
+    if (!vc->limited && now - vc->win_start >= PVPERF_RATE_WINDOW_MS) {
         vc->win_start = now;
         vc->win_overflows = 0;
     }
     vc->win_overflows += found;
     if (!vc->limited && vc->win_overflows > pvperf_rate_quota(s)) {
         pvperf_hold(s, vc);
+    } else if (vc->limited && found) {
+        /* in flight when the slots went off: they pay for them too */
+        pvperf_hold_until(s, vc);
     }
     /*
      * The pass at once, not in a bottom half (a main loop iteration less
