@@ -281,6 +281,7 @@ int pvperf_host_open(const PVPerfEvent *ev, int tid, int group_fd,
          * each, timed on CLOCK_MONOTONIC (QEMU's get_clock()) so that the
          * device can tell how long an overflow took to reach the guest.
          */
+        attr.freq = 0;
         attr.sample_period = period;
         attr.sample_type = PERF_SAMPLE_TIME;
         attr.wakeup_events = 1;
@@ -370,7 +371,8 @@ void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news)
     if (!pg) {
         return;
     }
-    head = qatomic_read(&pg->data_head);
+    /* 64-bit on a 64-bit host; the device is not built for others */
+    head = qatomic_read__nocheck(&pg->data_head);
     smp_rmb();
     tail = pg->data_tail;
     if (head - tail > size) {
@@ -417,7 +419,7 @@ void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news)
         tail += h.size;
     }
     smp_mb();
-    qatomic_set(&pg->data_tail, head);
+    qatomic_set__nocheck(&pg->data_tail, head);
 }
 
 int pvperf_host_read_group(int fd, PVPerfGroupRead *g, ssize_t *len)

@@ -120,12 +120,21 @@ typedef struct PVPerfVcpu {
     uint32_t hdr_seq;           /* seqlock of the page header */
     uint64_t fresh;             /* new overflows, for the overflow BH */
     uint64_t dirty;             /* records the overflow BH rewrites */
-    int64_t win_start;          /* rate limit window (realtime ms) */
-    uint64_t win_overflows;     /* overflows in it */
-    bool limited;               /* slots held until the window ends */
+    bool limited;               /* slots held until the rate allows */
     int64_t oldest_ns;          /* the oldest overflow not signalled, or 0 */
     QEMUTimer *unhold_timer;
 } PVPerfVcpu;
+
+/*
+ * The overflow rate limit of one vCPU index (docs: "Throttling and
+ * limits"). It is the device's, not the vCPU state's: RESET, a device
+ * reset or a replugged vCPU do not start it afresh.
+ */
+typedef struct PVPerfRate {
+    int64_t win_start;          /* the window's start (realtime ms) */
+    uint64_t win_overflows;     /* overflows in it */
+    int64_t until;              /* held until then, 0 = not held */
+} PVPerfRate;
 
 typedef struct PVPerfHostError {
     const char *what;           /* NULL: none yet */
@@ -163,6 +172,8 @@ struct PVPerfState {
 
     /* slot table: nr_vcpus pointers, each allocated on first use */
     PVPerfVcpu **vcpu;
+    PVPerfRate *rate;           /* nr_vcpus */
+    unsigned long *notify;      /* nr_vectors: messages a pass owes */
     uint32_t open_slots;
     PVPerfHostError last_error;
     /* what guests made the device do, for management: see query-pvperf */
@@ -630,6 +641,11 @@ static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
         vc->slot[n].leader = PVPERF_NO_GROUP;
     }
     vc->unhold_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pvperf_unhold, vc);
+    /* a hold outlives RESET and the vCPU state: slots enabled now wait */
+    if (s->rate[v].until) {
+        vc->limited = true;
+        timer_mod(vc->unhold_timer, s->rate[v].until);
+    }
     qemu_set_fd_handler(watch.fd, pvperf_vcpu_watch, NULL, vc);
     s->vcpu[v] = vc;
     *out = vc;
@@ -1001,6 +1017,31 @@ static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
 }
 
 /*
+ * ENABLE of leader @n (with @members) while its vCPU is over the rate
+ * limit: never the group-wide ioctl, which would enable held sampling
+ * members too. The sampling slots among them are held (the limit's end
+ * enables them, pvperf_unhold()), each other one is enabled on its own,
+ * so that the group runs whole once its leader does.
+ */
+static int pvperf_enable_held(PVPerfVcpu *vc, uint32_t n, uint64_t members)
+{
+    for (uint64_t g = members | (1ull << n); g; g &= g - 1) {
+        PVPerfSlot *sl = &vc->slot[ctz64(g)];
+        int err;
+
+        if (sl->period) {
+            sl->held = true;
+            continue;
+        }
+        err = pvperf_host_enable(sl->fd, true, false);
+        if (err) {
+            return err;
+        }
+    }
+    return 0;
+}
+
+/*
  * ENABLE/DISABLE: slot by slot in mask order; a failing ioctl stops the
  * command there (the slots before it changed, their records say so).
  */
@@ -1019,15 +1060,19 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
         uint32_t n = ctz64(m);
         PVPerfSlot *sl = &vc->slot[n];
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
-        /* over the rate limit, a sampling slot waits for the window's end */
-        bool hold = enable && sl->period && vc->limited;
-        int err = hold ? 0 : pvperf_host_enable(sl->fd, enable, group);
+        int err;
 
+        if (enable && vc->limited && ((group | (1ull << n)) & vc->sampling)) {
+            /* held: its sampling slots wait, the rest is enabled alone */
+            err = pvperf_enable_held(vc, n, group);
+        } else {
+            err = pvperf_host_enable(sl->fd, enable, group);
+            sl->held = false;
+        }
         if (err) {
             st = pvperf_host_error(s, "ioctl", vc->index, n, err);
             break;
         }
-        sl->held = hold;
         group |= 1ull << n;
         for (uint64_t g = group; g; g &= g - 1) {
             vc->slot[ctz64(g)].enabled = enable;
@@ -1134,10 +1179,11 @@ static uint64_t pvperf_rate_quota(PVPerfState *s)
 /* Held until the window's overflows are paid for at the quota */
 static void pvperf_hold_until(PVPerfState *s, PVPerfVcpu *vc)
 {
-    uint64_t windows = DIV_ROUND_UP(vc->win_overflows, pvperf_rate_quota(s));
+    PVPerfRate *r = &s->rate[vc->index];
+    uint64_t windows = DIV_ROUND_UP(r->win_overflows, pvperf_rate_quota(s));
 
-    timer_mod(vc->unhold_timer, vc->win_start +
-              PVPERF_RATE_WINDOW_MS * MIN(windows, 1000));
+    r->until = r->win_start + PVPERF_RATE_WINDOW_MS * MIN(windows, 1000);
+    timer_mod(vc->unhold_timer, r->until);
 }
 
 /*
@@ -1171,7 +1217,7 @@ static void pvperf_hold(PVPerfState *s, PVPerfVcpu *vc)
     }
     vc->limited = true;
     pvperf_hold_until(s, vc);
-    trace_pvperf_hold(vc->index, vc->win_overflows);
+    trace_pvperf_hold(vc->index, s->rate[vc->index].win_overflows);
 }
 
 /* The window ended: what the guest has enabled counts and samples again */
@@ -1196,12 +1242,13 @@ static void pvperf_unhold(void *opaque)
         }
     }
     vc->limited = false;
-    vc->win_start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    vc->win_overflows = 0;
+    s->rate[vc->index] = (PVPerfRate) {
+        .win_start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME),
+    };
     qemu_bh_schedule(s->overflow_bh);
 }
 
-static void pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc);
+static bool pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc);
 
 /*
  * A sampling slot of this vCPU has overflow records (its fd polls readable
@@ -1213,9 +1260,19 @@ static void pvperf_sample_ready(void *opaque)
 {
     PVPerfVcpu *vc = opaque;
     PVPerfState *s = vc->s;
+    uint32_t v = vc->index;
     MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    PVPerfRate *r = &s->rate[v];
     uint64_t found = 0;
+
+    /*
+     * A vCPU whose thread ended has its sampling fds ready together with
+     * its watch, maybe first: its state goes now (vc with it), unread.
+     */
+    if (pvperf_vcpu_get(s, v) != vc) {
+        return;
+    }
 
     for (uint64_t m = vc->sampling; m; m &= m - 1) {
         uint32_t n = ctz64(m);
@@ -1247,12 +1304,12 @@ static void pvperf_sample_ready(void *opaque)
             pvperf_note_host_error(s, "sample buffer", vc->index, n, EIO);
         }
     }
-    if (!vc->limited && now - vc->win_start >= PVPERF_RATE_WINDOW_MS) {
-        vc->win_start = now;
-        vc->win_overflows = 0;
+    if (!vc->limited && now - r->win_start >= PVPERF_RATE_WINDOW_MS) {
+        r->win_start = now;
+        r->win_overflows = 0;
     }
-    vc->win_overflows += found;
-    if (!vc->limited && vc->win_overflows > pvperf_rate_quota(s)) {
+    r->win_overflows += found;
+    if (!vc->limited && r->win_overflows > pvperf_rate_quota(s)) {
         pvperf_hold(s, vc);
     } else if (vc->limited && found) {
         /* in flight when the slots went off: they pay for them too */
@@ -1261,38 +1318,51 @@ static void pvperf_sample_ready(void *opaque)
     /*
      * The pass at once, not in a bottom half (a main loop iteration less
      * of skid), under the re-entrancy guard a guarded bottom half would
-     * hold: its DMA can never reach the device's own registers.
+     * hold: its DMA can never reach the device's own registers. Its
+     * MSI-X message is sent last, with nothing of vc used after: the
+     * guest chooses where it goes, and a write to another device's
+     * register (a bridge's bus reset, a slot's power) may reset or
+     * remove this device and free vc, which the reference on s outlives.
      */
-    if ((vc->fresh | vc->dirty) && !guard->engaged_in_io) {
-        guard->engaged_in_io = true;
-        pvperf_overflow_pass(s, vc);
-        guard->engaged_in_io = false;
-    } else if (vc->fresh | vc->dirty) {
-        qemu_bh_schedule(s->overflow_bh);
+    if (!(vc->fresh | vc->dirty)) {
+        return;
     }
+    if (guard->engaged_in_io) {
+        qemu_bh_schedule(s->overflow_bh);
+        return;
+    }
+    object_ref(OBJECT(s));
+    guard->engaged_in_io = true;
+    if (pvperf_overflow_pass(s, vc)) {
+        msix_notify(PCI_DEVICE(s), v);
+    }
+    guard->engaged_in_io = false;
+    object_unref(OBJECT(s));
 }
 
 /*
  * An overflow pass for one vCPU (docs: "Sampling", "Interrupts"): read the
- * slots that overflowed (their records then carry the counts of now), set
- * their bits in overflow_pending, and send the vCPU's MSI-X message once.
+ * slots that overflowed (their records then carry the counts of now) and
+ * set their bits in overflow_pending. Returns whether the caller must send
+ * the vCPU's MSI-X message, which it does last (see pvperf_sample_ready).
  * Writes guest memory: callers hold the device's re-entrancy guard.
  */
-static void pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc)
+static bool pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     uint64_t fresh = vc->fresh;
+    int64_t oldest = vc->oldest_ns;
     uint32_t failed = 0;
     int err;
 
+    vc->oldest_ns = 0;
     if (!(vc->fresh | vc->dirty)) {
-        return;
+        return false;
     }
     if (!vc->page) {
         /* counted, not signalled: nowhere to say which slot */
         vc->fresh = vc->dirty = 0;
-        vc->oldest_ns = 0;
-        return;
+        return false;
     }
     err = pvperf_read_slots(s, vc, vc->fresh | vc->dirty, &failed);
     if (err) {
@@ -1300,27 +1370,31 @@ static void pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc)
     }
     vc->fresh = vc->dirty = 0;
     if (!fresh) {
-        return;
+        return false;
     }
     vc->pending |= fresh;
     pvperf_write_header(s, vc);
-    if (!vc->page_unwritable && msix_enabled(pdev)) {
-        msix_notify(pdev, vc->index);
-        s->interrupts++;
-        trace_pvperf_notify(vc->index, vc->pending);
-        /* the skid's host part (docs: "Skid") */
-        if (vc->oldest_ns) {
-            uint64_t lat = MAX(get_clock() - vc->oldest_ns, 0);
-
-            s->latency_sum += lat;
-            s->latency_max = MAX(s->latency_max, lat);
-            s->latency_n++;
-        }
+    if (vc->page_unwritable || !msix_enabled(pdev)) {
+        return false;
     }
-    vc->oldest_ns = 0;
+    s->interrupts++;
+    trace_pvperf_notify(vc->index, vc->pending);
+    /* the skid's host part (docs: "Skid"), as of the message */
+    if (oldest) {
+        uint64_t lat = MAX(get_clock() - oldest, 0);
+
+        s->latency_sum += lat;
+        s->latency_max = MAX(s->latency_max, lat);
+        s->latency_n++;
+    }
+    return true;
 }
 
-/* The passes that a timer (the rate limit's window end) asked for */
+/*
+ * The passes that a timer (the rate limit's end) or a busy guard left to
+ * a bottom half: every vCPU's, then their messages (after which nothing
+ * of the vCPUs' state is used, see pvperf_sample_ready).
+ */
 static void pvperf_overflow_bh(void *opaque)
 {
     PVPerfState *s = opaque;
@@ -1328,10 +1402,18 @@ static void pvperf_overflow_bh(void *opaque)
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
         PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
 
-        if (vc) {
-            pvperf_overflow_pass(s, vc);
+        if (vc && pvperf_overflow_pass(s, vc)) {
+            set_bit(v, s->notify);
         }
     }
+    /* a message may unrealize the device: s->notify is NULL then */
+    object_ref(OBJECT(s));
+    for (uint32_t v = 0; s->notify && v < s->nr_vectors; v++) {
+        if (test_and_clear_bit(v, s->notify)) {
+            msix_notify(PCI_DEVICE(s), v);
+        }
+    }
+    object_unref(OBJECT(s));
 }
 
 static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
@@ -2123,6 +2205,8 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
     pci_register_bar(pdev, PVPERF_IO_BAR, PCI_BASE_ADDRESS_SPACE_IO, &s->io);
 
     s->vcpu = g_new0(PVPerfVcpu *, s->nr_vcpus);
+    s->rate = g_new0(PVPerfRate, s->nr_vcpus);
+    s->notify = bitmap_new(s->nr_vectors);
     s->run_buf = g_malloc0(PVPERF_BLOCK_SIZE);
     /* writes guest memory outside the MMIO handlers: guard it */
     s->overflow_bh = qemu_bh_new_guarded(pvperf_overflow_bh, s,
@@ -2144,6 +2228,8 @@ static void pvperf_exit(PCIDevice *pdev)
 
     pvperf_release_all(s);
     g_clear_pointer(&s->vcpu, g_free);
+    g_clear_pointer(&s->rate, g_free);
+    g_clear_pointer(&s->notify, g_free);
     g_clear_pointer(&s->run_buf, g_free);
     if (s->refresh_timer) {
         timer_free(s->refresh_timer);
@@ -2316,6 +2402,8 @@ static const VMStateDescription vmstate_pvperf = {
     .post_load = pvperf_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, PVPerfState),
+        /* before the MSI-X table, whose size it gives */
+        VMSTATE_UINT32_EQUAL(nr_vcpus, PVPerfState, NULL),
         VMSTATE_MSIX(parent_obj, PVPerfState),
         VMSTATE_BUFFER(mig_names, PVPerfState),
         VMSTATE_UINT32(driver_features, PVPerfState),
@@ -2323,7 +2411,6 @@ static const VMStateDescription vmstate_pvperf = {
         VMSTATE_UINT32_ARRAY(cmd, PVPerfState, PVPERF_CMD_NREGS),
         VMSTATE_UINT32(status, PVPerfState),
         VMSTATE_UINT32(host_errno, PVPerfState),
-        VMSTATE_UINT32_EQUAL(nr_vcpus, PVPerfState, NULL),
         VMSTATE_VARRAY_UINT32_ALLOC(mig_pages, PVPerfState, nr_vcpus, 0,
                                     vmstate_info_uint64, uint64_t),
         VMSTATE_END_OF_LIST()
