@@ -163,6 +163,9 @@ struct pvperf_cpu {
 	 */
 	u64 period[PVPERF_SLOTS_MAX];
 	u64 ovf_seen[PVPERF_SLOTS_MAX];
+	/* samples taken in this jiffy (this CPU, IRQs off) */
+	unsigned long sample_jiffy;
+	u32 samples;
 };
 
 /* One MSI-X vector: vCPU @vcpu's overflows */
@@ -202,7 +205,9 @@ struct pvperf_dev {
 	struct pvperf_cpu __percpu *cpu;
 	struct hlist_node node;		/* cpuhp instance */
 	struct pvperf_vec *vec;		/* OVERFLOW: a vector per vCPU index */
-	u32 nvec;
+	u32 nvec;			/* of them requested */
+	bool vectors;			/* MSI-X vectors allocated */
+	u32 tick_samples;		/* MAX_SAMPLE_RATE per jiffy, per CPU */
 	/* shared-slot events of this device in existence, per catalog entry */
 	atomic_t entry_events[PVPERF_CATALOG_MAX];
 };
@@ -616,13 +621,6 @@ static void pvperf_store_prev(struct perf_event *event,
 	pe->prev_enabled = now->enabled;
 	pe->prev_running = now->running;
 	pe->rebase = false;
-	/*
-	 * Overflows before now are not this event's to sample any more (it
-	 * was stopped, or starts now): only later ones interrupt it.
-	 */
-	if (pe->sampling)
-		this_cpu_ptr(pe->pv->cpu)->ovf_seen[event->hw.idx] =
-			now->overflows;
 }
 
 /*
@@ -1321,8 +1319,12 @@ static int pvperf_event_init(struct perf_event *event)
 
 	if (event->attr.type != event->pmu->type)
 		return -ENOENT;
-	/* the device samples where the host's period ends: nothing precise */
-	if (is_sampling_event(event) && event->attr.precise_ip)
+	/*
+	 * The sample is taken after the host's overflow, not at it: nothing
+	 * precise; and there is no branch stack
+	 */
+	if (is_sampling_event(event) &&
+	    (event->attr.precise_ip || has_branch_stack(event)))
 		return -EOPNOTSUPP;
 	if (idx >= pvperf_nr_entries ||
 	    !(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
@@ -1354,8 +1356,12 @@ static int pvperf_event_init(struct perf_event *event)
 		kfree(pe);
 		return -ENODEV;
 	}
-	/* sampling needs the device's OVERFLOW and its vectors */
-	if (is_sampling_event(event) && !pv->nvec) {
+	/*
+	 * Sampling needs the device's OVERFLOW and its vectors; not the
+	 * child of an event perf inherits at a fork (after remove() freed
+	 * the vectors: failing it would fail the fork)
+	 */
+	if (is_sampling_event(event) && !pv->nvec && !event->parent) {
 		kfree(pe);
 		pvperf_put(pv);
 		return -EOPNOTSUPP;
@@ -1382,6 +1388,23 @@ static int pvperf_event_init(struct perf_event *event)
 
 /* Sampling --------------------------------------------------------------- */
 
+/*
+ * Is @period, @event's now, worth a SET_PERIOD of a slot that has @cur?
+ * A period set by the user (PERF_EVENT_IOC_PERIOD) is sent as it is.
+ * Frequency mode moves it on every tick, and SET_PERIOD restarts the
+ * host's period (what it counted towards the next overflow is lost):
+ * only a move by more than an eighth is sent, so that once the period
+ * has settled the host's periods run to their end.
+ */
+static bool pvperf_reperiod(struct perf_event *event, u64 cur, u64 period)
+{
+	u64 d = period > cur ? period - cur : cur - period;
+
+	if (!period || period == cur)
+		return false;
+	return !event->attr.freq || !cur || d > cur / 8;
+}
+
 /* SET_PERIOD of @event's slot on this CPU to its period now (one exit) */
 static u32 pvperf_set_period(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 			     struct perf_event *event)
@@ -1404,21 +1427,24 @@ static u32 pvperf_set_period(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 /*
  * Take one sample of @event, weighing @period, from @regs. A module cannot
  * call perf_event_overflow() (not exported), so the sample goes the way a
- * tracepoint's does: perf_tp_event() on a list holding only @event, with a
- * count of 1 and period_left one short of an overflow, which makes
- * perf_swevent_event() overflow exactly once with data.period = @period
- * (or 1, when the event asked for PERF_SAMPLE_PERIOD with a fixed
- * period), through perf's own throttling, frequency and output paths.
- * The count of 1 is taken back: the event's count comes from the records.
+ * tracepoint's does: perf_tp_event() on a list holding only @event, with
+ * period_left one short of an overflow, which makes perf_swevent_event()
+ * overflow exactly once with data.period = @period, through perf's
+ * frequency and output paths (perf_swevent_overflow() never throttles a
+ * first overflow: pvperf_irq() bounds the rate). The count it adds is
+ * taken back first: the event's count comes from the records.
  */
 static void pvperf_sample(struct perf_event *event, u64 period,
 			  struct pt_regs *regs)
 {
+#ifdef CONFIG_EVENT_TRACING
 	struct hw_perf_event *hwc = &event->hw;
 	u64 record[2] = { 0, 0 };	/* the "raw" data perf_tp_event wants */
 	struct hlist_head head;
 	int rctx;
 
+	/* 0 would divide by zero in perf_swevent_set_period() */
+	period = clamp_t(u64, period, 1, S64_MAX);
 	rctx = perf_swevent_get_recursion_context();
 	if (rctx < 0)
 		return;
@@ -1426,10 +1452,17 @@ static void pvperf_sample(struct perf_event *event, u64 period,
 	hlist_add_head(&event->hlist_entry, &head);
 	hwc->last_period = period;
 	local64_set(&hwc->period_left, -1);
-	local64_dec(&event->count);
-	perf_tp_event(0, 1, record, sizeof(struct trace_entry), regs, &head,
-		      rctx, NULL);
+	local64_sub(period, &event->count);
+	/*
+	 * A count of @period: data.period is @period in every branch of
+	 * perf_swevent_event(), that of PERF_SAMPLE_PERIOD with a fixed
+	 * period (where it is the count) included, and period_left - 1 +
+	 * @period overflows exactly once.
+	 */
+	perf_tp_event(0, period, record, sizeof(struct trace_entry), regs,
+		      &head, rctx, NULL);
 	hlist_del_init(&event->hlist_entry);
+#endif
 }
 
 /* overflow_pending under the page header's seqlock; 0 if never stable */
@@ -1483,7 +1516,11 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 	/* a vector that is not this CPU's (affinity changing): not ours */
 	if (!pc->ready || pc->vcpu != vec->vcpu)
 		return IRQ_HANDLED;
-	for (m = READ_ONCE(pc->used); m; m &= m - 1) {
+	if (pc->sample_jiffy != jiffies) {
+		pc->sample_jiffy = jiffies;
+		pc->samples = 0;
+	}
+	for (m = READ_ONCE(pc->used) & ~pc->lost; m; m &= m - 1) {
 		u32 slot = __ffs64(m);
 		struct perf_event *event = pc->active[slot];
 		struct hw_perf_event *hwc;
@@ -1491,18 +1528,35 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		u64 k, period;
 
 		if (!event || !to_pe(event)->sampling || event->hw.state ||
-		    !pv_read_record(pc, slot, &now))
+		    !pv_read_record(pc, slot, &now) ||
+		    (now.flags & (PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING)) !=
+		    (PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING))
 			continue;
 		hwc = &event->hw;
-		k = now.overflows - pc->ovf_seen[slot];
 		pvperf_account(event, &now);
-		if (!k)
+		if (now.overflows < pc->ovf_seen[slot]) {
+			/* a slot that started again (reopened): from here */
+			pc->ovf_seen[slot] = now.overflows;
 			continue;
+		}
+		k = now.overflows - pc->ovf_seen[slot];
+		/*
+		 * perf never throttles these samples (see pvperf_sample()):
+		 * at most MAX_SAMPLE_RATE a second per CPU. The overflows
+		 * not sampled now weigh on the next sample.
+		 */
+		if (!k || pc->samples >= pv->tick_samples)
+			continue;
+		pc->samples++;
+		pc->ovf_seen[slot] = now.overflows;
 		/* k overflows coalesced into one sample: it weighs k periods */
 		period = pc->period[slot];
-		pvperf_sample(event, k > 1 && period > U64_MAX / k ? U64_MAX :
+		pvperf_sample(event, k > 1 && period > S64_MAX / k ? S64_MAX :
 				     period * k, regs);
-		/* throttled: stop it (from Linux 6.16 perf did already) */
+		/*
+		 * Throttled: stop it (from Linux 6.16 perf did already).
+		 * Defensive: perf does not throttle a first overflow.
+		 */
 		if (hwc->interrupts == PVPERF_MAX_INTERRUPTS && !hwc->state) {
 			hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 			stop |= BIT_ULL(slot);
@@ -1532,6 +1586,7 @@ static void pvperf_irq_affinity(struct pvperf_dev *pv, unsigned int cpu)
 {
 	u32 vcpu = per_cpu_ptr(pv->cpu, cpu)->vcpu;
 
+	/* PVPERF_VCPU_INVALID (never synced) is beyond any nvec */
 	if (vcpu < pv->nvec &&
 	    irq_set_affinity(pci_irq_vector(pv->pdev, vcpu), cpumask_of(cpu)))
 		dev_warn(&pv->pdev->dev, "CPU %u: cannot route vCPU %u's overflow interrupt to it: samples there are taken elsewhere or lost\n",
@@ -1544,8 +1599,9 @@ static void pvperf_free_irqs(struct pvperf_dev *pv)
 
 	for (i = 0; i < pv->nvec; i++)
 		free_irq(pci_irq_vector(pv->pdev, i), &pv->vec[i]);
-	if (pv->nvec)
+	if (pv->vectors)
 		pci_free_irq_vectors(pv->pdev);
+	pv->vectors = false;
 	kfree(pv->vec);
 	pv->vec = NULL;
 	pv->nvec = 0;
@@ -1564,12 +1620,19 @@ static void pvperf_setup_irqs(struct pvperf_dev *pv)
 
 	if (!(pv->features & PVPERF_F_OVERFLOW))
 		return;
+	/* samples go through perf_tp_event(), see pvperf_sample() */
+	ret = -EOPNOTSUPP;
+	if (!IS_ENABLED(CONFIG_EVENT_TRACING))
+		goto fail;
+	pv->tick_samples = max_t(u32, pv_rd(pv, PVPERF_REG_MAX_SAMPLE_RATE) /
+				      HZ, 1);
 	nvec = min_t(u32, nvec, PVPERF_MSIX_VECTORS_MAX);
 	pv->vec = kcalloc(nvec, sizeof(*pv->vec), GFP_KERNEL);
 	ret = pv->vec && nvec ?
 	      pci_alloc_irq_vectors(pdev, nvec, nvec, PCI_IRQ_MSIX) : -ENOMEM;
 	if (ret < 0)
 		goto fail;
+	pv->vectors = true;
 	for (i = 0; i < nvec; i++) {
 		struct pvperf_vec *v = &pv->vec[i];
 
@@ -1577,7 +1640,7 @@ static void pvperf_setup_irqs(struct pvperf_dev *pv)
 		v->vcpu = i;
 		snprintf(v->name, sizeof(v->name), "pvperf-vcpu%u", i);
 		ret = request_irq(pci_irq_vector(pdev, i), pvperf_irq,
-				  IRQF_NOBALANCING, v->name, v);
+				  IRQF_NOBALANCING | IRQF_NO_THREAD, v->name, v);
 		if (ret) {
 			pv->nvec = i;
 			pvperf_free_irqs(pv);
@@ -1657,7 +1720,7 @@ static int pvperf_enable(struct perf_event *event)
 	}
 	if ((txn->flags & PERF_PMU_TXN_ADD) && (!txn->pv || txn->pv == pv)) {
 		/* a period changed meanwhile (frequency mode) goes first */
-		if (period != pc->period[hwc->idx])
+		if (pvperf_reperiod(event, pc->period[hwc->idx], period))
 			pvperf_set_period(pv, pc, event);
 		/* commit_txn enables the whole group with one doorbell */
 		txn->pv = pv;
@@ -1673,7 +1736,7 @@ static int pvperf_enable(struct perf_event *event)
 	a[1] = (struct pvperf_args) {
 		.vcpu = PVPERF_VCPU_SELF, .mask = BIT_ULL(hwc->idx),
 	};
-	n = period != pc->period[hwc->idx] ? 2 : 1;
+	n = pvperf_reperiod(event, pc->period[hwc->idx], period) ? 2 : 1;
 	cmd[0] = PVPERF_CMD_SET_PERIOD;
 	a[0] = (struct pvperf_args) {
 		.vcpu = PVPERF_VCPU_SELF, .slot = hwc->idx, .period = period,
@@ -1737,6 +1800,7 @@ static int pvperf_add(struct perf_event *event, int flags)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
+	struct pvperf_snap rec;
 	int slot, ret;
 
 	if (to_pe(event)->shared)
@@ -1747,6 +1811,12 @@ static int pvperf_add(struct perf_event *event, int flags)
 	hwc->idx = slot;
 	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 	pc->active[slot] = event;
+	/*
+	 * Overflows from before the event is added here are not its to
+	 * sample (another task ran, or it ran elsewhere): only later ones.
+	 */
+	if (to_pe(event)->sampling && pv_read_record(pc, slot, &rec))
+		pc->ovf_seen[slot] = rec.overflows;
 	if (flags & PERF_EF_START) {
 		ret = pvperf_enable(event);
 		if (ret) {
@@ -2131,8 +2201,8 @@ static int pvperf_cpu_online(unsigned int cpu, struct hlist_node *node)
 	WARN_ON_ONCE(smp_processor_id() != cpu);
 	st = pvperf_cpu_sync(pv);
 	local_irq_enable();
-	if (st == PVPERF_ST_OK)
-		pvperf_irq_affinity(pv, cpu);
+	/* also when the device is paused: its vCPU is known from before */
+	pvperf_irq_affinity(pv, cpu);
 	/* while the device is paused, resuming it syncs this CPU */
 	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV)
 		dev_warn(&pv->pdev->dev, "CPU %u: cannot register its count page (status %u): pvperf events cannot count on it\n",
@@ -2241,6 +2311,11 @@ static void pvperf_restart(struct pvperf_dev *pv, bool reset)
 		if (arg.status != PVPERF_ST_OK)
 			dev_warn(dev, "CPU %d: cannot register its count page again (status %u)\n",
 				 cpu, arg.status);
+		/*
+		 * A suspend offlines the other CPUs, and the IRQ core moved
+		 * their vectors to the boot CPU for good: route them back.
+		 */
+		pvperf_irq_affinity(pv, cpu);
 	}
 	cpus_read_unlock();
 	if (!reset)
@@ -2331,7 +2406,7 @@ static struct pmu pvperf_pmu = {
 	.start_txn	= pvperf_start_txn,
 	.commit_txn	= pvperf_commit_txn,
 	.cancel_txn	= pvperf_cancel_txn,
-	.capabilities	= PERF_PMU_CAP_NO_EXCLUDE,
+	.capabilities	= PERF_PMU_CAP_NO_EXCLUDE | PERF_PMU_CAP_NO_NMI,
 };
 
 /* With pvperf_mutex held and no device bound */
@@ -2385,7 +2460,6 @@ static int pvperf_setup(struct pci_dev *pdev)
 		ret = -ENODEV;
 		goto err_free;
 	}
-	pvperf_setup_irqs(pv);
 	pv_wr(pv, PVPERF_REG_DRIVER_FEATURES, pv->features);
 	pv->doorbell = pv->regs + PVPERF_REG_DOORBELL;
 	if ((pv->features & PVPERF_F_IO_DOORBELL) &&
@@ -2417,6 +2491,9 @@ static int pvperf_setup(struct pci_dev *pdev)
 		raw_spin_lock_init(&pc->lock);
 		INIT_LIST_HEAD(&pc->sactive);
 	}
+	/* the handler uses pv->cpu; the CPUs route the vectors as they sync */
+	pvperf_setup_irqs(pv);
+	pv_wr(pv, PVPERF_REG_DRIVER_FEATURES, pv->features);
 
 	/* registers the page of each online CPU, on that CPU */
 	ret = cpuhp_state_add_instance(pvperf_hp_state, &pv->node);
