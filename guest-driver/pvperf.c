@@ -163,6 +163,8 @@ struct pvperf_cpu {
 	 */
 	u64 period[PVPERF_SLOTS_MAX];
 	u64 ovf_seen[PVPERF_SLOTS_MAX];
+	/* events the overflows seen and not sampled yet stand for */
+	u64 weight[PVPERF_SLOTS_MAX];
 	/* samples taken in this jiffy (this CPU, IRQs off) */
 	unsigned long sample_jiffy;
 	u32 samples;
@@ -1405,20 +1407,17 @@ static bool pvperf_reperiod(struct perf_event *event, u64 cur, u64 period)
 	return !event->attr.freq || !cur || d > cur / 8;
 }
 
-/* SET_PERIOD of @event's slot on this CPU to its period now (one exit) */
-static u32 pvperf_set_period(struct pvperf_dev *pv, struct pvperf_cpu *pc,
-			     struct perf_event *event)
+/*
+ * Add what the overflows up to @overflows (a record's) weigh, at the
+ * period the slot has, to the weight its next sample carries
+ */
+static void pvperf_weigh(struct pvperf_cpu *pc, u32 slot, u64 overflows)
 {
-	u32 cmd = PVPERF_CMD_SET_PERIOD;
-	struct pvperf_args a = {
-		.vcpu = PVPERF_VCPU_SELF, .slot = event->hw.idx,
-		.period = pvperf_period(event),
-	};
-	u32 st = pv_cmds(pv, &cmd, &a, 1, false);
+	u64 k = overflows - pc->ovf_seen[slot], period = pc->period[slot];
 
-	if (st == PVPERF_ST_OK)
-		pc->period[event->hw.idx] = a.period;
-	return st;
+	pc->ovf_seen[slot] = overflows;
+	pc->weight[slot] = k && period > (S64_MAX - pc->weight[slot]) / k ?
+			   S64_MAX : pc->weight[slot] + period * k;
 }
 
 /* perf's hwc->interrupts of an event it throttled (kernel/events/core.c) */
@@ -1525,7 +1524,6 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		struct perf_event *event = pc->active[slot];
 		struct hw_perf_event *hwc;
 		struct pvperf_snap now;
-		u64 k, period;
 
 		if (!event || !to_pe(event)->sampling || event->hw.state ||
 		    !pv_read_record(pc, slot, &now) ||
@@ -1539,20 +1537,23 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 			pc->ovf_seen[slot] = now.overflows;
 			continue;
 		}
-		k = now.overflows - pc->ovf_seen[slot];
+		/*
+		 * The k overflows since the last look, of the period the
+		 * slot has now (a period changed by frequency mode counts
+		 * for the overflows after it): what they weigh is added to
+		 * the slot's weight, which the next sample carries.
+		 */
+		pvperf_weigh(pc, slot, now.overflows);
 		/*
 		 * perf never throttles these samples (see pvperf_sample()):
-		 * at most MAX_SAMPLE_RATE a second per CPU. The overflows
+		 * at most MAX_SAMPLE_RATE a second per CPU; the overflows
 		 * not sampled now weigh on the next sample.
 		 */
-		if (!k || pc->samples >= pv->tick_samples)
+		if (!pc->weight[slot] || pc->samples >= pv->tick_samples)
 			continue;
 		pc->samples++;
-		pc->ovf_seen[slot] = now.overflows;
-		/* k overflows coalesced into one sample: it weighs k periods */
-		period = pc->period[slot];
-		pvperf_sample(event, k > 1 && period > S64_MAX / k ? S64_MAX :
-				     period * k, regs);
+		pvperf_sample(event, pc->weight[slot], regs);
+		pc->weight[slot] = 0;
 		/*
 		 * Throttled: stop it (from Linux 6.16 perf did already).
 		 * Defensive: perf does not throttle a first overflow.
@@ -1719,10 +1720,11 @@ static int pvperf_enable(struct perf_event *event)
 		return 0;
 	}
 	if ((txn->flags & PERF_PMU_TXN_ADD) && (!txn->pv || txn->pv == pv)) {
-		/* a period changed meanwhile (frequency mode) goes first */
-		if (pvperf_reperiod(event, pc->period[hwc->idx], period))
-			pvperf_set_period(pv, pc, event);
-		/* commit_txn enables the whole group with one doorbell */
+		/*
+		 * commit_txn enables the whole group with one doorbell; a
+		 * changed period waits for a start outside a transaction
+		 * (frequency mode's, at the tick)
+		 */
 		txn->pv = pv;
 		txn->mask |= BIT_ULL(hwc->idx);
 		hwc->state = PVPERF_HES_PENDING;
@@ -1742,8 +1744,18 @@ static int pvperf_enable(struct perf_event *event)
 		.vcpu = PVPERF_VCPU_SELF, .slot = hwc->idx, .period = period,
 	};
 	st = pv_cmds(pv, cmd + 2 - n, a + 2 - n, n, false);
-	if (st == PVPERF_ST_OK && n == 2)
+	if (st == PVPERF_ST_OK && n == 2) {
+		struct pvperf_snap rec;
+
+		/*
+		 * SET_PERIOD took the old period's overflows from the host's
+		 * buffer into the record ENABLE wrote: they weigh the old one
+		 */
+		if (pv_read_record(pc, hwc->idx, &rec) &&
+		    rec.overflows >= pc->ovf_seen[hwc->idx])
+			pvperf_weigh(pc, hwc->idx, rec.overflows);
 		pc->period[hwc->idx] = period;
+	}
 	if (st == PVPERF_ST_OK)
 		pvperf_set_prev(event, pc);
 	else if (st != PVPERF_ST_NODEV)
@@ -1815,8 +1827,10 @@ static int pvperf_add(struct perf_event *event, int flags)
 	 * Overflows from before the event is added here are not its to
 	 * sample (another task ran, or it ran elsewhere): only later ones.
 	 */
-	if (to_pe(event)->sampling && pv_read_record(pc, slot, &rec))
+	if (to_pe(event)->sampling && pv_read_record(pc, slot, &rec)) {
 		pc->ovf_seen[slot] = rec.overflows;
+		pc->weight[slot] = 0;
+	}
 	if (flags & PERF_EF_START) {
 		ret = pvperf_enable(event);
 		if (ret) {

@@ -1250,6 +1250,38 @@ static void pvperf_unhold(void *opaque)
 
 static bool pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc);
 
+/* Take sampling slot @n's records from its ring buffer; its new overflows */
+static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
+{
+    PVPerfSlot *sl = &vc->slot[n];
+    PVPerfRingNews news = { 0 };
+    uint64_t ovf;
+
+    pvperf_host_ring_drain(&sl->ring, &news);
+    ovf = news.samples + news.lost;
+    if (news.first_ns > 0 &&
+        (!vc->oldest_ns || news.first_ns < vc->oldest_ns)) {
+        vc->oldest_ns = news.first_ns;
+    }
+    if (ovf) {
+        sl->overflows += ovf;
+        sl->lost += news.lost;
+        s->overflows += ovf;
+        vc->fresh |= 1ull << n;
+        trace_pvperf_overflow(vc->index, n, news.samples, news.lost);
+    }
+    if (news.throttle_state) {
+        sl->kernel_throttled = news.throttle_state == 1;
+        sl->throttles += news.throttles;
+        s->throttles += news.throttles;
+        vc->dirty |= 1ull << n;
+    }
+    if (news.corrupt) {
+        pvperf_note_host_error(s, "sample buffer", vc->index, n, EIO);
+    }
+    return ovf;
+}
+
 /*
  * A sampling slot of this vCPU has overflow records (its fd polls readable
  * after each, wakeup_events = 1). Runs in the main loop with the BQL:
@@ -1275,34 +1307,7 @@ static void pvperf_sample_ready(void *opaque)
     }
 
     for (uint64_t m = vc->sampling; m; m &= m - 1) {
-        uint32_t n = ctz64(m);
-        PVPerfSlot *sl = &vc->slot[n];
-        PVPerfRingNews news = { 0 };
-        uint64_t ovf;
-
-        pvperf_host_ring_drain(&sl->ring, &news);
-        ovf = news.samples + news.lost;
-        if (news.first_ns > 0 &&
-            (!vc->oldest_ns || news.first_ns < vc->oldest_ns)) {
-            vc->oldest_ns = news.first_ns;
-        }
-        if (ovf) {
-            sl->overflows += ovf;
-            sl->lost += news.lost;
-            s->overflows += ovf;
-            found += ovf;
-            vc->fresh |= 1ull << n;
-            trace_pvperf_overflow(vc->index, n, news.samples, news.lost);
-        }
-        if (news.throttle_state) {
-            sl->kernel_throttled = news.throttle_state == 1;
-            sl->throttles += news.throttles;
-            s->throttles += news.throttles;
-            vc->dirty |= 1ull << n;
-        }
-        if (news.corrupt) {
-            pvperf_note_host_error(s, "sample buffer", vc->index, n, EIO);
-        }
+        found += pvperf_drain_slot(s, vc, ctz64(m));
     }
     if (!vc->limited && now - r->win_start >= PVPERF_RATE_WINDOW_MS) {
         r->win_start = now;
@@ -1341,19 +1346,20 @@ static void pvperf_sample_ready(void *opaque)
 }
 
 /*
- * An overflow pass for one vCPU (docs: "Sampling", "Interrupts"): read the
- * slots that overflowed (their records then carry the counts of now) and
- * set their bits in overflow_pending. Returns whether the caller must send
- * the vCPU's MSI-X message, which it does last (see pvperf_sample_ready).
- * Writes guest memory: callers hold the device's re-entrancy guard.
+ * An overflow pass for one vCPU (docs: "Sampling", "Interrupts"): write the
+ * records of the slots that overflowed or changed state and set their bits
+ * in overflow_pending. It reads nothing from the host: a read(2) of an
+ * event running on another host CPU is an IPI to it, which would interrupt
+ * the very vCPU thread that samples, once per overflow. Returns whether
+ * the caller must send the vCPU's MSI-X message, which it does last (see
+ * pvperf_sample_ready). Writes guest memory: callers hold the device's
+ * re-entrancy guard.
  */
 static bool pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     uint64_t fresh = vc->fresh;
     int64_t oldest = vc->oldest_ns;
-    uint32_t failed = 0;
-    int err;
 
     vc->oldest_ns = 0;
     if (!(vc->fresh | vc->dirty)) {
@@ -1364,10 +1370,7 @@ static bool pvperf_overflow_pass(PVPerfState *s, PVPerfVcpu *vc)
         vc->fresh = vc->dirty = 0;
         return false;
     }
-    err = pvperf_read_slots(s, vc, vc->fresh | vc->dirty, &failed);
-    if (err) {
-        pvperf_note_host_error(s, "read", vc->index, failed, err);
-    }
+    pvperf_write_records(s, vc, vc->fresh | vc->dirty);
     vc->fresh = vc->dirty = 0;
     if (!fresh) {
         return false;
@@ -1447,6 +1450,12 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
                       "opened without a period\n", __func__, v, n);
         return PVPERF_ST_BAD_ARG;
     }
+    /*
+     * The overflows of the old period go into the record's count first
+     * (the next record written shows them), so that a guest can weigh
+     * them at the old period: docs, "Interrupts"
+     */
+    s->rate[v].win_overflows += pvperf_drain_slot(s, vc, n);
     err = pvperf_host_set_period(sl->fd, a->period);
     if (err) {
         return pvperf_host_error(s, "ioctl (period)", v, n, err);
