@@ -2914,7 +2914,11 @@ static void test_sample_lost(void)
     int64_t t0, t1;
     Rec r;
 
-    fixture_start(&f, NULL, args);
+    /*
+     * The highest rate limit: 100,000 overflows a second never make the
+     * device hold the slot, which would keep the ring empty meanwhile
+     */
+    fixture_start(&f, "max-sample-rate=1000000", args);
     g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
     g_assert_cmpuint(open_sampling(&f, 0, 0, EV_TASK_CLOCK,
                                    PVPERF_OPEN_ENABLED, 10000), ==,
