@@ -7,8 +7,10 @@
 #   make check-asan   only the qtests on an AddressSanitizer+UBSan build
 #   make e2e      only the end-to-end tests in a booted Linux guest
 #   make bench    benchmarks: the cost of one exit of each kind under KVM
-#                 (bare guest); what a guest command costs the host and its
-#                 main loop; query-pvperf with 1,024 open slots
+#                 (bare guest); counting and sampling in the guest (exits
+#                 per switch, slowdown under perf record); what a guest
+#                 command costs the host and its main loop; query-pvperf
+#                 with 1,024 open slots
 #   make fuzz     QEMU's generic-fuzz (libFuzzer, ASan, UBSan) on pvperf;
 #                 FUZZ_RUNS=N executions (default 1000000)
 
