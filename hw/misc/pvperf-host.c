@@ -314,23 +314,31 @@ int pvperf_host_set_period(int fd, uint64_t period)
     return ioctl(fd, PERF_EVENT_IOC_PERIOD, &period) < 0 ? errno : 0;
 }
 
-size_t pvperf_host_ring_bytes(void)
+/*
+ * Map @fd's ring buffer, its metadata page and @data_pages data pages
+ * (counted against perf_event_mlock_kb): 0 or -errno
+ */
+static int pvperf_ring_map(int fd, unsigned data_pages, PVPerfRing *r)
 {
-    return (1 + PVPERF_RING_DATA_PAGES) * qemu_real_host_page_size();
-}
-
-int pvperf_host_ring_map(int fd, PVPerfRing *r, const char **what)
-{
-    size_t size = pvperf_host_ring_bytes();
+    size_t size = (1 + data_pages) * qemu_real_host_page_size();
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
     if (base == MAP_FAILED) {
-        *what = "mmap (sample buffer)";
         return -errno;
     }
     r->base = base;
     r->size = size;
     return 0;
+}
+
+int pvperf_host_ring_map(int fd, PVPerfRing *r, const char **what)
+{
+    int ret = pvperf_ring_map(fd, PVPERF_RING_DATA_PAGES, r);
+
+    if (ret < 0) {
+        *what = "mmap (sample buffer)";
+    }
+    return ret;
 }
 
 void pvperf_host_ring_unmap(PVPerfRing *r)
@@ -410,7 +418,6 @@ void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news)
             news->throttle_state = 1;
             break;
         case PERF_RECORD_UNTHROTTLE:
-            news->unthrottles++;
             news->throttle_state = 2;
             break;
         default:
@@ -447,30 +454,26 @@ int pvperf_host_watch(int tid, PVPerfWatch *w, const char **what)
         .exclude_hv = 1,
     };
     int fd = pvperf_perf_event_open(&attr, tid, -1);
-    void *rb;
+    int ret;
 
     if (fd < 0) {
         *what = "perf_event_open (vCPU watch)";
         return fd;
     }
     /* a perf fd polls HUP at once unless it has a ring buffer */
-    rb = mmap(NULL, qemu_real_host_page_size(), PROT_READ, MAP_SHARED, fd, 0);
-    if (rb == MAP_FAILED) {
-        int err = errno;
-
+    ret = pvperf_ring_map(fd, 0, &w->ring);
+    if (ret < 0) {
         close(fd);
         *what = "mmap (vCPU watch)";
-        return -err;
+        return ret;
     }
     w->fd = fd;
-    w->rb = rb;
     return 0;
 }
 
 void pvperf_host_watch_close(PVPerfWatch *w)
 {
-    munmap(w->rb, qemu_real_host_page_size());
+    pvperf_host_ring_unmap(&w->ring);
     close(w->fd);
     w->fd = -1;
-    w->rb = NULL;
 }

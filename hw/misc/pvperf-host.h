@@ -72,21 +72,11 @@ typedef struct PVPerfGroupRead {
 int pvperf_host_read_group(int fd, PVPerfGroupRead *g, ssize_t *len);
 
 /*
- * A vCPU watch: a disabled dummy event on the vCPU's host thread, whose
- * fd polls HUP when the thread ends (with a ring buffer, so that it does
- * not poll at once).
- */
-typedef struct PVPerfWatch {
-    int fd;
-    void *rb;
-} PVPerfWatch;
-
-/*
- * A sampling event's ring buffer: one metadata page and
- * PVPERF_RING_DATA_PAGES data pages, mapped read-write so that the
+ * A host event's ring buffer: one metadata page and, for a sampling
+ * event, PVPERF_RING_DATA_PAGES data pages, mapped read-write so that the
  * device can move data_tail (the kernel then never overwrites records
- * that were not consumed: it counts them as lost). Its fd polls readable
- * after each overflow record (wakeup_events = 1).
+ * that were not consumed: it counts them as lost). A sampling event's fd
+ * polls readable after each overflow record (wakeup_events = 1).
  */
 #define PVPERF_RING_DATA_PAGES  1
 
@@ -95,13 +85,23 @@ typedef struct PVPerfRing {
     size_t size;
 } PVPerfRing;
 
+/*
+ * A vCPU watch: a disabled dummy event on the vCPU's host thread, whose
+ * fd polls HUP when the thread ends (with a ring buffer of its metadata
+ * page alone, so that it does not poll at once).
+ */
+typedef struct PVPerfWatch {
+    int fd;
+    PVPerfRing ring;
+} PVPerfWatch;
+
 /* What one drain of a ring buffer found */
 typedef struct PVPerfRingNews {
     uint64_t samples;           /* PERF_RECORD_SAMPLE: overflows */
     uint64_t lost;              /* PERF_RECORD_LOST: overflows dropped */
     uint32_t throttles;         /* PERF_RECORD_THROTTLE */
-    uint32_t unthrottles;       /* PERF_RECORD_UNTHROTTLE */
-    uint8_t throttle_state;     /* the last of them: 1 throttle, 2 un-, 0 none */
+    /* the last THROTTLE or UNTHROTTLE: 1 throttle, 2 unthrottle, 0 none */
+    uint8_t throttle_state;
     int64_t first_ns;           /* CLOCK_MONOTONIC of the first sample, or 0 */
     bool corrupt;               /* a record that cannot be: skipped all */
 } PVPerfRingNews;
@@ -111,8 +111,6 @@ int pvperf_host_ring_map(int fd, PVPerfRing *r, const char **what);
 void pvperf_host_ring_unmap(PVPerfRing *r);
 /* Consume every record in the ring; adds what it found to *@news */
 void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news);
-/* Host memory a ring buffer takes, in bytes (counted by perf_event_mlock_kb) */
-size_t pvperf_host_ring_bytes(void);
 
 /* 0 or -errno, with the failing call in *@what */
 int pvperf_host_watch(int tid, PVPerfWatch *w, const char **what);

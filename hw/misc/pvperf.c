@@ -118,8 +118,8 @@ typedef struct PVPerfVcpu {
     uint64_t sampling;          /* open slots with a ring buffer */
     uint64_t pending;           /* overflow_pending as the guest sees it */
     uint32_t hdr_seq;           /* seqlock of the page header */
-    uint64_t fresh;             /* new overflows, for the overflow BH */
-    uint64_t dirty;             /* records the overflow BH rewrites */
+    uint64_t fresh;             /* new overflows, for the next pass */
+    uint64_t dirty;             /* records the next pass rewrites */
     bool limited;               /* slots held until the rate allows */
     int64_t oldest_ns;          /* the oldest overflow not signalled, or 0 */
     QEMUTimer *unhold_timer;
@@ -891,6 +891,20 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
     return PVPERF_ST_OK;
 }
 
+/* vCPU @v's state if its slot @n is open; else NULL, logged (SLOT_FREE) */
+static PVPerfVcpu *pvperf_open_slot_vcpu(PVPerfState *s, uint32_t v,
+                                         uint32_t n, const char *cmd)
+{
+    PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
+
+    if (!vc || !(vc->open & (1ull << n))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is not open\n",
+                      cmd, v, n);
+        return NULL;
+    }
+    return vc;
+}
+
 static uint32_t pvperf_cmd_close(PVPerfState *s, const PVPerfArgs *a)
 {
     uint32_t n = a->slot, v, st;
@@ -904,10 +918,8 @@ static uint32_t pvperf_cmd_close(PVPerfState *s, const PVPerfArgs *a)
     if (!pvperf_slot_ok(s, n, __func__)) {
         return PVPERF_ST_BAD_SLOT;
     }
-    vc = pvperf_vcpu_get(s, v);
-    if (!vc || !(vc->open & (1ull << n))) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is not open\n",
-                      __func__, v, n);
+    vc = pvperf_open_slot_vcpu(s, v, n, __func__);
+    if (!vc) {
         return PVPERF_ST_SLOT_FREE;
     }
     members = pvperf_members(vc, n);
@@ -1438,10 +1450,8 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
                       "1 to 2^63 - 1\n", __func__, a->period);
         return PVPERF_ST_BAD_ARG;
     }
-    vc = pvperf_vcpu_get(s, v);
-    if (!vc || !(vc->open & (1ull << n))) {
-        qemu_log_mask(LOG_GUEST_ERROR, "%s: vCPU %u slot %u is not open\n",
-                      __func__, v, n);
+    vc = pvperf_open_slot_vcpu(s, v, n, __func__);
+    if (!vc) {
         return PVPERF_ST_SLOT_FREE;
     }
     sl = &vc->slot[n];
@@ -1451,7 +1461,7 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
         return PVPERF_ST_BAD_ARG;
     }
     /*
-     * The overflows of the old period go into the record's count first
+     * The overflows of the old period go into the slot's overflows first
      * (the next record written shows them), so that a guest can weigh
      * them at the old period: docs, "Interrupts"
      */
