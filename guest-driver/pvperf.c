@@ -1420,9 +1420,6 @@ static void pvperf_weigh(struct pvperf_cpu *pc, u32 slot, u64 overflows)
 			   S64_MAX : pc->weight[slot] + period * k;
 }
 
-/* perf's hwc->interrupts of an event it throttled (kernel/events/core.c) */
-#define PVPERF_MAX_INTERRUPTS	(~0ULL)
-
 /*
  * Take one sample of @event, weighing @period, from @regs. A module cannot
  * call perf_event_overflow() (not exported), so the sample goes the way a
@@ -1464,26 +1461,6 @@ static void pvperf_sample(struct perf_event *event, u64 period,
 #endif
 }
 
-/* overflow_pending under the page header's seqlock; 0 if never stable */
-static u64 pv_read_pending(struct pvperf_cpu *pc)
-{
-	unsigned int tries;
-	u32 s1, s2;
-	u64 pending;
-
-	for (tries = 0; tries < PVPERF_SEQ_TRIES; tries++) {
-		s1 = pv_le32(&pc->page->seq);
-		virt_rmb();
-		pending = pv_le64(&pc->page->overflow_pending);
-		virt_rmb();
-		s2 = pv_le32(&pc->page->seq);
-		if (!(s1 & 1) && s1 == s2)
-			return pending;
-		cpu_relax();
-	}
-	return 0;
-}
-
 /*
  * The overflow interrupt of vCPU @vec->vcpu (docs/pvperf.rst, "Sampling"),
  * on the CPU that runs that vCPU, IRQs off, in the context the overflow
@@ -1491,12 +1468,13 @@ static u64 pv_read_pending(struct pvperf_cpu *pc)
  * overflows it has not seen takes one sample, weighted by the overflows
  * it stands for. That needs no exit: the device wrote the records before
  * it sent the interrupt, and sends one for every pass that finds new
- * overflows, acknowledged or not. Only an event that perf throttled costs
- * one: its DISABLE, with the ACK_OVERFLOW of what is pending riding along.
- * A period that frequency mode changes here reaches the device when perf
- * restarts the event at its next tick (pvperf_enable(), in the same exit
- * as the ENABLE). Only the slots of events added on this CPU are touched,
- * which no other CPU changes; pc->lock is taken for the command alone.
+ * overflows, acknowledged or not (overflow_pending is never read, nor
+ * acknowledged). No event is stopped here: perf never throttles these
+ * samples (see pvperf_sample()), the handler bounds them itself. A period
+ * that frequency mode changes here reaches the device when perf restarts
+ * the event at its next tick (pvperf_enable(), in the same exit as the
+ * ENABLE). Only the slots of events added on this CPU are touched, which
+ * no other CPU changes, and no lock is taken.
  */
 static irqreturn_t pvperf_irq(int irq, void *data)
 {
@@ -1504,13 +1482,7 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 	struct pvperf_dev *pv = vec->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct pt_regs *regs = get_irq_regs();
-	struct pvperf_args a[2] = {
-		{ .vcpu = PVPERF_VCPU_SELF },
-		{ .vcpu = PVPERF_VCPU_SELF },
-	};
-	u32 cmd[2] = { PVPERF_CMD_DISABLE, PVPERF_CMD_ACK_OVERFLOW };
-	u64 stop = 0, m;
-	u32 st;
+	u64 m;
 
 	/* a vector that is not this CPU's (affinity changing): not ours */
 	if (!pc->ready || pc->vcpu != vec->vcpu)
@@ -1522,7 +1494,6 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 	for (m = READ_ONCE(pc->used) & ~pc->lost; m; m &= m - 1) {
 		u32 slot = __ffs64(m);
 		struct perf_event *event = pc->active[slot];
-		struct hw_perf_event *hwc;
 		struct pvperf_snap now;
 
 		if (!event || !to_pe(event)->sampling || event->hw.state ||
@@ -1530,7 +1501,6 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		    (now.flags & (PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING)) !=
 		    (PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING))
 			continue;
-		hwc = &event->hw;
 		pvperf_account(event, &now);
 		if (now.overflows < pc->ovf_seen[slot]) {
 			/* a slot that started again (reopened): from here */
@@ -1554,31 +1524,7 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		pc->samples++;
 		pvperf_sample(event, pc->weight[slot], regs);
 		pc->weight[slot] = 0;
-		/*
-		 * Throttled: stop it (from Linux 6.16 perf did already).
-		 * Defensive: perf does not throttle a first overflow.
-		 */
-		if (hwc->interrupts == PVPERF_MAX_INTERRUPTS && !hwc->state) {
-			hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
-			stop |= BIT_ULL(slot);
-		}
 	}
-	if (!stop)
-		return IRQ_HANDLED;
-	a[0].mask = stop;
-	raw_spin_lock(&pc->lock);
-	/* acknowledge only slots the device has open for us */
-	a[1].mask = pv_read_pending(pc) & pc->used & ~pc->lost & ~pc->zombie;
-	st = pv_cmd_cpu_n(pv, pc, cmd, a, a[1].mask ? 2 : 1);
-	raw_spin_unlock(&pc->lock);
-	if (st == PVPERF_ST_NOBLOCK) {
-		raw_spin_lock(&pv->lock);
-		st = pv_cmd_locked(pv, cmd[0], &a[0]);
-		raw_spin_unlock(&pv->lock);
-	}
-	/* DISABLE left the final counts of the stopped ones in the page */
-	for (m = stop; m && st == PVPERF_ST_OK; m &= m - 1)
-		pvperf_update(pc->active[__ffs64(m)], pc);
 	return IRQ_HANDLED;
 }
 
@@ -1642,17 +1588,14 @@ static void pvperf_setup_irqs(struct pvperf_dev *pv)
 		snprintf(v->name, sizeof(v->name), "pvperf-vcpu%u", i);
 		ret = request_irq(pci_irq_vector(pdev, i), pvperf_irq,
 				  IRQF_NOBALANCING | IRQF_NO_THREAD, v->name, v);
-		if (ret) {
-			pv->nvec = i;
-			pvperf_free_irqs(pv);
+		if (ret)
 			goto fail;
-		}
 		pv->nvec = i + 1;
 	}
 	return;
 fail:
-	kfree(pv->vec);
-	pv->vec = NULL;
+	/* the vectors requested and allocated so far, and pv->vec */
+	pvperf_free_irqs(pv);
 	pv->features &= ~PVPERF_F_OVERFLOW;
 	dev_warn(&pdev->dev, "no MSI-X vector per vCPU (%d): counting only, no sampling\n",
 		 ret);
@@ -2562,7 +2505,6 @@ err_pages:
 	pvperf_free_irqs(pv);
 	pvperf_free_pages(pv);
 err_free:
-	pvperf_free_irqs(pv);
 	pvperf_free(pv);
 	return ret;
 }
