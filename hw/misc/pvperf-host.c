@@ -309,6 +309,25 @@ int pvperf_host_enable(int fd, bool enable, bool group)
     return ioctl(fd, op, group ? PERF_IOC_FLAG_GROUP : 0) < 0 ? errno : 0;
 }
 
+int pvperf_host_refresh(int fd, uint32_t n)
+{
+    if (n == 0) {
+        return EINVAL;          /* would enable it with the limit it has */
+    }
+    /*
+     * PERF_EVENT_IOC_REFRESH adds n to the event's overflow limit and
+     * enables it. The overflow that used the limit up only marks the
+     * event for disabling (an irq_work on its CPU, or its sched-out),
+     * which may come after a refresh that found it still running and
+     * leave it off with a limit left: disabling first clears that mark.
+     */
+    if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) < 0 ||
+        ioctl(fd, PERF_EVENT_IOC_REFRESH, (unsigned long)n) < 0) {
+        return errno;
+    }
+    return 0;
+}
+
 int pvperf_host_set_period(int fd, uint64_t period)
 {
     return ioctl(fd, PERF_EVENT_IOC_PERIOD, &period) < 0 ? errno : 0;
@@ -387,13 +406,17 @@ void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news)
         news->corrupt = true;           /* never more than the buffer */
         tail = head;
     }
+    /* room for less than a sample and a LOST record: some may wait */
+    if (head - tail + 64 > size || news->corrupt) {
+        news->full = true;
+    }
     while (tail != head) {
         struct perf_event_header h;
         uint64_t lost[2];
 
         pvperf_ring_copy(data, size, tail, &h, sizeof(h));
         if (h.size < sizeof(h) || h.size > head - tail) {
-            news->corrupt = true;
+            news->corrupt = news->full = true;
             break;
         }
         switch (h.type) {

@@ -104,6 +104,8 @@ typedef struct PVPerfRingNews {
     uint8_t throttle_state;
     int64_t first_ns;           /* CLOCK_MONOTONIC of the first sample, or 0 */
     bool corrupt;               /* a record that cannot be: skipped all */
+    /* the ring was (nearly) full: the host may hold lost overflows back */
+    bool full;
 } PVPerfRingNews;
 
 /* Map @fd's ring buffer: 0 or -errno (EPERM: perf_event_mlock_kb) */
@@ -111,6 +113,13 @@ int pvperf_host_ring_map(int fd, PVPerfRing *r, const char **what);
 void pvperf_host_ring_unmap(PVPerfRing *r);
 /* Consume every record in the ring; adds what it found to *@news */
 void pvperf_host_ring_drain(PVPerfRing *r, PVPerfRingNews *news);
+
+/*
+ * (Re-)enable sampling event @fd with @n more overflows allowed (n >= 1):
+ * the host kernel disables it by itself when they are used up. An event
+ * enabled any other way has no such limit. Returns 0 or errno.
+ */
+int pvperf_host_refresh(int fd, uint32_t n);
 
 /* 0 or -errno, with the failing call in *@what */
 int pvperf_host_watch(int tid, PVPerfWatch *w, const char **what);

@@ -97,6 +97,13 @@ typedef struct PVPerfSlot {
     uint64_t throttles;
     bool kernel_throttled;      /* the host kernel throttled it */
     bool held;                  /* off on the host by the rate limit */
+    /*
+     * Overflows the host kernel may still take before it disables the
+     * event by itself (granted with PERF_EVENT_IOC_REFRESH, less those
+     * drained): never less than what the kernel has left
+     */
+    uint64_t budget;
+    bool ring_full;             /* lost overflows may be held back */
 } PVPerfSlot;
 
 /*
@@ -604,6 +611,7 @@ static PVPerfVcpu *pvperf_vcpu_get(PVPerfState *s, uint32_t v)
 }
 
 static void pvperf_unhold(void *opaque);
+static int pvperf_sample_arm(PVPerfState *s, PVPerfVcpu *vc, uint32_t n);
 static void pvperf_sample_ready(void *opaque);
 
 /* Get or create the state of a present vCPU; fails with a status */
@@ -860,15 +868,6 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
     /* a sampling slot enabled while its vCPU is over the rate: held */
     held = (flags & PVPERF_OPEN_ENABLED) && period && vc->limited;
     ret = 0;
-    if ((flags & PVPERF_OPEN_ENABLED) && !held) {
-        ret = pvperf_host_enable(fd, true, false);
-    }
-    if (ret) {
-        pvperf_host_ring_unmap(&ring);
-        close(fd);
-        pvperf_update_blocker(s);
-        return pvperf_host_error(s, "ioctl", v, n, ret);
-    }
     vc->slot[n] = (PVPerfSlot) {
         .fd = fd,
         .id = id,
@@ -880,6 +879,17 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
         .ring = ring,
         .held = held,
     };
+    if ((flags & PVPERF_OPEN_ENABLED) && !held) {
+        ret = period ? pvperf_sample_arm(s, vc, n) :
+                       pvperf_host_enable(fd, true, false);
+    }
+    if (ret) {
+        pvperf_host_ring_unmap(&ring);
+        close(fd);
+        vc->slot[n] = (PVPerfSlot) { .fd = -1, .seq = vc->slot[n].seq };
+        pvperf_update_blocker(s);
+        return pvperf_host_error(s, "ioctl", v, n, ret);
+    }
     vc->open |= 1ull << n;
     s->open_slots++;
     if (period) {
@@ -1029,23 +1039,30 @@ static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
 }
 
 /*
- * ENABLE of leader @n (with @members) while its vCPU is over the rate
- * limit: never the group-wide ioctl, which would enable held sampling
- * members too. The sampling slots among them are held (the limit's end
- * enables them, pvperf_unhold()), each other one is enabled on its own,
- * so that the group runs whole once its leader does.
+ * ENABLE of slot @n (with @members if it leads them) when a sampling slot
+ * is among them: never the group-wide ioctl, which would enable sampling
+ * slots without an overflow budget, or held ones. Slot by slot: each
+ * sampling slot armed (pvperf_sample_arm), or held while its vCPU is over the
+ * rate limit (the limit's end arms it, pvperf_unhold()), each other one
+ * enabled on its own, so that the group runs whole once its leader does.
  */
-static int pvperf_enable_held(PVPerfVcpu *vc, uint32_t n, uint64_t members)
+static int pvperf_enable_each(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
+                              uint64_t members)
 {
-    for (uint64_t g = members | (1ull << n); g; g &= g - 1) {
-        PVPerfSlot *sl = &vc->slot[ctz64(g)];
+    /* the members first: the leader then starts the group whole */
+    for (uint64_t g = members | (1ull << n); g; ) {
+        uint32_t i = g == 1ull << n ? n : ctz64(g & ~(1ull << n));
+        PVPerfSlot *sl = &vc->slot[i];
         int err;
 
-        if (sl->period) {
+        g &= ~(1ull << i);
+        if (sl->period && vc->limited) {
             sl->held = true;
             continue;
         }
-        err = pvperf_host_enable(sl->fd, true, false);
+        sl->held = false;
+        err = sl->period ? pvperf_sample_arm(s, vc, i) :
+                           pvperf_host_enable(sl->fd, true, false);
         if (err) {
             return err;
         }
@@ -1074,9 +1091,8 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
         int err;
 
-        if (enable && vc->limited && ((group | (1ull << n)) & vc->sampling)) {
-            /* held: its sampling slots wait, the rest is enabled alone */
-            err = pvperf_enable_held(vc, n, group);
+        if (enable && ((group | (1ull << n)) & vc->sampling)) {
+            err = pvperf_enable_each(s, vc, n, group);
         } else {
             err = pvperf_host_enable(sl->fd, enable, group);
             sl->held = false;
@@ -1188,6 +1204,79 @@ static uint64_t pvperf_rate_quota(PVPerfState *s)
     return MAX(1, (uint64_t)s->max_sample_rate * PVPERF_RATE_WINDOW_MS / 1000);
 }
 
+/*
+ * Enable sampling slot @sl on the host with its overflow budget topped up
+ * to the quota (docs: "Throttling and limits"), at least one more: the
+ * host kernel disables it when the budget is used up, so however late the
+ * main loop drains, a slot takes at most a quota of overflows between two
+ * of its drains. Never enabled with no budget, which the kernel takes as
+ * no limit. Returns 0 or errno.
+ */
+static int pvperf_grant(PVPerfState *s, PVPerfSlot *sl)
+{
+    uint64_t quota = pvperf_rate_quota(s);
+    uint32_t more = sl->budget < quota ? quota - sl->budget : 1;
+    int err = pvperf_host_refresh(sl->fd, more);
+
+    if (!err) {
+        sl->budget += more;
+        sl->ring_full = false;
+    }
+    return err;
+}
+
+/*
+ * pvperf_grant() for vCPU @vc's slot @n. The host schedules a group whole:
+ * a member enabled while its leader runs may stay off until the group is
+ * next scheduled in (seen with a task-clock member of a context-switches
+ * leader: a few overflows a second instead of all), so a running leader
+ * goes off around it and on again (with a grant of its own if it
+ * samples).
+ */
+static int pvperf_sample_arm(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
+{
+    PVPerfSlot *sl = &vc->slot[n];
+    PVPerfSlot *lead;
+    int err, err2;
+
+    if (!pvperf_is_member(sl)) {
+        return pvperf_grant(s, sl);
+    }
+    lead = &vc->slot[sl->leader];
+    if (!lead->enabled || lead->held) {
+        return pvperf_grant(s, sl);     /* starts when its leader does */
+    }
+    err = pvperf_host_enable(lead->fd, false, false);
+    if (err) {
+        return err;
+    }
+    err = pvperf_grant(s, sl);
+    err2 = lead->period ? pvperf_grant(s, lead) :
+                          pvperf_host_enable(lead->fd, true, false);
+    return err ? err : err2;
+}
+
+/*
+ * After a drain: an enabled sampling slot of a vCPU under the limit gets
+ * its budget topped up once half of it is used, and one more overflow
+ * when its ring buffer was full (the host reports lost overflows with the
+ * next record, which a slot out of budget would never write).
+ */
+static void pvperf_topup(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
+{
+    PVPerfSlot *sl = &vc->slot[n];
+    int err;
+
+    if (vc->limited || !sl->enabled || sl->held ||
+        (sl->budget > pvperf_rate_quota(s) / 2 && !sl->ring_full)) {
+        return;
+    }
+    err = pvperf_sample_arm(s, vc, n);
+    if (err) {
+        pvperf_note_host_error(s, "ioctl (refresh)", vc->index, n, err);
+    }
+}
+
 /* Held until the window's overflows are paid for at the quota */
 static void pvperf_hold_until(PVPerfState *s, PVPerfVcpu *vc)
 {
@@ -1248,7 +1337,7 @@ static void pvperf_unhold(void *opaque)
         }
         sl->held = false;
         vc->dirty |= 1ull << n;
-        err = sl->enabled ? pvperf_host_enable(sl->fd, true, false) : 0;
+        err = sl->enabled ? pvperf_sample_arm(s, vc, n) : 0;
         if (err) {
             pvperf_note_host_error(s, "ioctl (rate limit)", vc->index, n, err);
         }
@@ -1271,6 +1360,8 @@ static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
 
     pvperf_host_ring_drain(&sl->ring, &news);
     ovf = news.samples + news.lost;
+    sl->budget -= MIN(ovf, sl->budget);
+    sl->ring_full |= news.full;
     if (news.first_ns > 0 &&
         (!vc->oldest_ns || news.first_ns < vc->oldest_ns)) {
         vc->oldest_ns = news.first_ns;
@@ -1331,6 +1422,9 @@ static void pvperf_sample_ready(void *opaque)
     } else if (vc->limited && found) {
         /* in flight when the slots went off: they pay for them too */
         pvperf_hold_until(s, vc);
+    }
+    for (uint64_t m = vc->sampling; m; m &= m - 1) {
+        pvperf_topup(s, vc, ctz64(m));
     }
     /*
      * The pass at once, not in a bottom half (a main loop iteration less
@@ -1466,6 +1560,7 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
      * them at the old period: docs, "Interrupts"
      */
     s->rate[v].win_overflows += pvperf_drain_slot(s, vc, n);
+    pvperf_topup(s, vc, n);
     err = pvperf_host_set_period(sl->fd, a->period);
     if (err) {
         return pvperf_host_error(s, "ioctl (period)", v, n, err);
