@@ -75,7 +75,7 @@ class Guest:
                 for c in self.qmp("query-cpus-fast")}
 
     # -- running -----------------------------------------------------------
-    def command(self, initrd):
+    def command(self, initrd, qmp_path=None, incoming=None):
         accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" \
             else ["-accel", "tcg,thread=multi", "-cpu", "max"]
         return [QEMU, "-machine", "pc"] + accel + [
@@ -85,7 +85,8 @@ class Guest:
             "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable"
         ] + self.pre + [
             "-device", self.device,
-            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path] + self.extra
+            "-qmp", "unix:%s,server=on,wait=off" % (qmp_path or self.qmp_path)
+        ] + self.extra + (["-incoming", incoming] if incoming else [])
 
     def run(self):
         """Boot, run the script; return True when the guest finished."""
@@ -95,28 +96,27 @@ class Guest:
             out.write(base.read())
             out.write(cpio_with({"test.sh": (0o100755,
                                              self.script.encode())}))
+        self.initrd = initrd
         cmd = self.command(initrd)
         self.lines.append("# " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
-        q = queue.Queue()
-
-        def reader():
-            for raw in self.proc.stdout:
-                q.put(raw.decode(errors="replace").rstrip("\r\n"))
-            q.put(None)
-        threading.Thread(target=reader, daemon=True).start()
+        self.q = queue.Queue()
+        self.read_console(self.proc)
         deadline = time.monotonic() + self.timeout
         done = False
         while True:
             try:
-                line = q.get(timeout=max(0.1, deadline - time.monotonic()))
+                proc, line = self.q.get(
+                    timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
                 self.lines.append("# TIMEOUT after %d s" % self.timeout)
                 break
             if line is None:
-                break
+                if proc is self.proc:
+                    break
+                continue        # a migration source that quit
             self.lines.append(line)
             if line.startswith("@@ MARK "):
                 self.on_mark(self, line[len("@@ MARK "):].strip())
@@ -137,6 +137,50 @@ class Guest:
             with open(self.log_path, "w") as f:
                 f.write("\n".join(self.lines) + "\n")
         return done
+
+    def read_console(self, proc):
+        """Feed @proc's console lines to the run loop."""
+        def reader():
+            for raw in proc.stdout:
+                self.q.put((proc, raw.decode(errors="replace")
+                            .rstrip("\r\n")))
+            self.q.put((proc, None))
+        threading.Thread(target=reader, daemon=True).start()
+
+    def migrate(self, timeout=300):
+        """Live-migrate the running guest to a second QEMU on this host,
+        over a UNIX socket; the guest's console goes on from there, and
+        qmp() talks to it. Returns the source's last query-migrate."""
+        n = getattr(self, "migrations", 0) + 1
+        self.migrations = n
+        sock = os.path.join(self.tmp.name, "mig%d.sock" % n)
+        qmp_path = os.path.join(self.tmp.name, "qmp-dst%d.sock" % n)
+        cmd = self.command(self.initrd, qmp_path, "unix:" + sock)
+        self.lines.append("# " + " ".join(cmd))
+        dst = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+        self.read_console(dst)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.qmp("migrate", uri="unix:" + sock)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled") \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if info.get("status") != "completed":
+            dst.kill()
+            dst.wait()
+            return info
+        src = self.proc
+        self.proc, self.qmp_path = dst, qmp_path
+        src.kill()
+        src.wait()
+        return info
 
     def output(self):
         return "\n".join(self.lines)

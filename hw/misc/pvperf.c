@@ -19,7 +19,9 @@
 #include "hw/qdev-properties.h"
 #include "hw/boards.h"
 #include "migration/vmstate.h"
-#include "migration/blocker.h"
+#include "migration/misc.h"
+#include "migration/client-options.h"
+#include "system/runstate.h"
 #include "qemu/timer.h"
 #include "qemu/bitops.h"
 #include "qemu/host-utils.h"
@@ -104,6 +106,18 @@ typedef struct PVPerfSlot {
      */
     uint64_t budget;
     bool ring_full;             /* lost overflows may be held back */
+    /*
+     * Migration (docs: "Migration"): what the source had counted, added to
+     * what the host event here counts; the count at which the current
+     * period began; the host event's first period is what was left of the
+     * source's (first_period: the guest's period once it overflowed).
+     */
+    uint64_t off_count;
+    uint64_t off_enabled;
+    uint64_t off_running;
+    uint64_t period_base;
+    bool first_period;
+    int orphan_errno;           /* not 0: no host event here (fd -1) */
 } PVPerfSlot;
 
 /*
@@ -149,6 +163,31 @@ typedef struct PVPerfHostError {
     uint32_t slot;
     int err;
 } PVPerfHostError;
+
+/* An open slot in the migration stream (docs: "Migration") */
+typedef struct PVPerfMigSlot {
+    uint32_t vcpu;
+    uint32_t slot;
+    uint32_t event;
+    uint32_t leader;
+    uint8_t enabled;
+    uint64_t period;            /* 0: counting */
+    uint64_t left;              /* of the current period, 1..period */
+    uint64_t count;
+    uint64_t time_enabled;
+    uint64_t time_running;
+    uint64_t overflows;
+    uint64_t lost;
+    uint64_t throttles;
+} PVPerfMigSlot;
+
+/* A vCPU's page state in the migration stream */
+typedef struct PVPerfMigVcpu {
+    uint64_t pending;           /* overflow_pending */
+    uint64_t fresh;             /* overflows not passed to the guest yet */
+    uint32_t hdr_seq;
+    uint32_t seq[PVPERF_SLOTS_MAX];
+} PVPerfMigVcpu;
 
 struct PVPerfState {
     PCIDevice parent_obj;
@@ -211,12 +250,18 @@ struct PVPerfState {
     QEMUTimer *refresh_timer;
     QEMUBH *refresh_bh;
     uint32_t refresh_next;      /* the next vCPU of the current pass */
-    Error *migration_blocker;
 
     /* migration only: the source's catalog names, page and block addresses */
     uint8_t mig_names[PVPERF_MIG_NAMES_SIZE];
     uint64_t *mig_pages;
     uint64_t *mig_blocks;
+    /* ... its open slots and the vCPUs' page state (docs: "Migration") */
+    uint32_t mig_nr_slots;
+    PVPerfMigSlot *mig_slots;
+    PVPerfMigVcpu *mig_vcpus;
+    bool mig_restore;           /* loaded: reopen when the VM runs */
+    VMChangeStateEntry *vm_change;
+    NotifierWithReturn mig_notifier;
 };
 
 /* Catalog ------------------------------------------------------------- */
@@ -481,37 +526,54 @@ static void pvperf_write_header(PVPerfState *s, PVPerfVcpu *vc)
     }
 }
 
-/*
- * Open slots are host file descriptors and cannot migrate (yet): while any
- * is open, a migration blocker stops migrate and savevm. Where none can be
- * added (a migration is running: -EBUSY; --only-migratable: -EACCES), OPEN
- * fails rather than let a migration drop slots.
- */
-static int pvperf_block_migration(PVPerfState *s)
-{
-    Error *err = NULL;
-    int ret;
+static void pvperf_sample_ready(void *opaque);
 
-    if (s->migration_blocker) {
-        return 0;
+/*
+ * Open the host event of vCPU @vc's slot @n as its fields say (event,
+ * leader, period), disabled, with a sample period of @host_period if it
+ * samples: its fd, and for a sampling slot its ring buffer and fd handler.
+ * 0, or -errno with the failing call in *@what and the slot without a
+ * host event.
+ */
+static int pvperf_slot_host_open(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
+                                 uint64_t host_period, const char **what)
+{
+    PVPerfSlot *sl = &vc->slot[n];
+    int lead_fd = pvperf_is_member(sl) ? vc->slot[sl->leader].fd : -1;
+    int fd, ret;
+
+    fd = pvperf_host_open(&s->catalog[sl->event], vc->tid, lead_fd,
+                          sl->period ? host_period : 0, &sl->id, what);
+    if (fd < 0) {
+        return fd;
     }
-    error_setg(&s->migration_blocker, "pvperf: open slots are host perf "
-               "events that this device cannot migrate yet");
-    ret = migrate_add_blocker(&s->migration_blocker, &err);
-    if (ret < 0) {
-        qemu_log_mask(LOG_GUEST_ERROR, "pvperf: OPEN refused: %s\n",
-                      error_get_pretty(err));
-        error_free(err);
+    if (sl->period) {
+        ret = pvperf_host_ring_map(fd, &sl->ring, what);
+        if (ret < 0) {
+            close(fd);
+            return ret;
+        }
+        vc->sampling |= 1ull << n;
+        qemu_set_fd_handler(fd, pvperf_sample_ready, NULL, vc);
     }
-    return ret < 0 ? ret : 0;
+    sl->fd = fd;
+    return 0;
 }
 
-/* After slots closed: no slot open, no blocker */
-static void pvperf_update_blocker(PVPerfState *s)
+/* Close the host side of vCPU @vc's slot @n, if it has one */
+static void pvperf_slot_host_close(PVPerfVcpu *vc, uint32_t n)
 {
-    if (!s->open_slots && s->migration_blocker) {
-        migrate_del_blocker(&s->migration_blocker);
+    PVPerfSlot *sl = &vc->slot[n];
+
+    if (sl->ring.base) {
+        qemu_set_fd_handler(sl->fd, NULL, NULL, NULL);
+        pvperf_host_ring_unmap(&sl->ring);
     }
+    if (sl->fd >= 0) {
+        close(sl->fd);
+    }
+    sl->fd = -1;
+    vc->sampling &= ~(1ull << n);
 }
 
 static void pvperf_close_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
@@ -522,17 +584,12 @@ static void pvperf_close_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
     for (uint64_t m = pvperf_members(vc, n); m; m &= m - 1) {
         vc->slot[ctz64(m)].leader = PVPERF_NO_GROUP;
     }
-    if (sl->ring.base) {
-        qemu_set_fd_handler(sl->fd, NULL, NULL, NULL);
-        pvperf_host_ring_unmap(&sl->ring);
-    }
-    close(sl->fd);
-    sl->fd = -1;
+    pvperf_slot_host_close(vc, n);
     sl->enabled = false;
     sl->period = 0;
     sl->held = false;
+    sl->orphan_errno = 0;
     vc->open &= ~(1ull << n);
-    vc->sampling &= ~(1ull << n);
     vc->pending &= ~(1ull << n);
     vc->fresh &= ~(1ull << n);
     vc->dirty &= ~(1ull << n);
@@ -557,7 +614,6 @@ static void pvperf_release_vcpu(PVPerfState *s, uint32_t v)
     object_unref(OBJECT(vc->cpu));
     g_free(vc);
     s->vcpu[v] = NULL;
-    pvperf_update_blocker(s);
 }
 
 /* Close every slot and forget every page: RESET, device reset, unrealize */
@@ -612,7 +668,6 @@ static PVPerfVcpu *pvperf_vcpu_get(PVPerfState *s, uint32_t v)
 
 static void pvperf_unhold(void *opaque);
 static int pvperf_sample_arm(PVPerfState *s, PVPerfVcpu *vc, uint32_t n);
-static void pvperf_sample_ready(void *opaque);
 
 /* Get or create the state of a present vCPU; fails with a status */
 static uint32_t pvperf_vcpu_state(PVPerfState *s, uint32_t v,
@@ -785,10 +840,9 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
     const PVPerfEvent *ev;
     const char *what;
     PVPerfVcpu *vc;
-    uint64_t open, id;
-    PVPerfRing ring = { 0 };
+    uint64_t open;
     bool held;
-    int fd, ret;
+    int ret;
 
     st = pvperf_target_present(s, a, &v);
     if (st) {
@@ -843,61 +897,44 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
                       "(max-slots)\n", __func__, s->open_slots);
         return PVPERF_ST_LIMIT;
     }
+    if (lead != PVPERF_NO_GROUP && vc->slot[lead].orphan_errno) {
+        /* a leader that has no host event here (docs: "Migration") */
+        return pvperf_host_error(s, "perf_event_open", v, n,
+                                 vc->slot[lead].orphan_errno);
+    }
     st = pvperf_vcpu_state(s, v, &vc);
     if (st) {
         return st;
     }
-    fd = pvperf_host_open(ev, vc->tid, lead == PVPERF_NO_GROUP ? -1 :
-                          vc->slot[lead].fd, period, &id, &what);
-    if (fd < 0) {
-        return pvperf_host_error(s, what, v, n, -fd);
-    }
-    if (period) {
-        ret = pvperf_host_ring_map(fd, &ring, &what);
-        if (ret < 0) {
-            close(fd);
-            return pvperf_host_error(s, what, v, n, -ret);
-        }
-    }
-    ret = pvperf_block_migration(s);
-    if (ret < 0) {
-        pvperf_host_ring_unmap(&ring);
-        close(fd);
-        return pvperf_host_error(s, "migrate_add_blocker", v, n, -ret);
-    }
     /* a sampling slot enabled while its vCPU is over the rate: held */
     held = (flags & PVPERF_OPEN_ENABLED) && period && vc->limited;
-    ret = 0;
     vc->slot[n] = (PVPerfSlot) {
-        .fd = fd,
-        .id = id,
+        .fd = -1,
         .event = ev_idx,
         .leader = lead,
         .enabled = flags & PVPERF_OPEN_ENABLED,
         .seq = vc->slot[n].seq,
         .period = period,
-        .ring = ring,
         .held = held,
     };
+    ret = pvperf_slot_host_open(s, vc, n, period, &what);
+    if (ret < 0) {
+        vc->slot[n] = (PVPerfSlot) { .fd = -1, .seq = vc->slot[n].seq };
+        return pvperf_host_error(s, what, v, n, -ret);
+    }
     if ((flags & PVPERF_OPEN_ENABLED) && !held) {
         ret = period ? pvperf_sample_arm(s, vc, n) :
-                       pvperf_host_enable(fd, true, false);
+                       pvperf_host_enable(vc->slot[n].fd, true, false);
     }
     if (ret) {
-        pvperf_host_ring_unmap(&ring);
-        close(fd);
+        pvperf_slot_host_close(vc, n);
         vc->slot[n] = (PVPerfSlot) { .fd = -1, .seq = vc->slot[n].seq };
-        pvperf_update_blocker(s);
         return pvperf_host_error(s, "ioctl", v, n, ret);
     }
     vc->open |= 1ull << n;
     s->open_slots++;
-    if (period) {
-        vc->sampling |= 1ull << n;
-        qemu_set_fd_handler(fd, pvperf_sample_ready, NULL, vc);
-    }
     pvperf_write_record(s, vc, n);
-    trace_pvperf_open(v, n, ev->name, lead, fd);
+    trace_pvperf_open(v, n, ev->name, lead, vc->slot[n].fd);
     return PVPERF_ST_OK;
 }
 
@@ -935,7 +972,6 @@ static uint32_t pvperf_cmd_close(PVPerfState *s, const PVPerfArgs *a)
     members = pvperf_members(vc, n);
     pending = vc->pending;
     pvperf_close_slot(s, vc, n);
-    pvperf_update_blocker(s);
     pvperf_write_records(s, vc, members | (1ull << n));
     if (pending != vc->pending) {
         pvperf_write_header(s, vc);
@@ -979,16 +1015,22 @@ static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
 {
     uint64_t group = pvperf_members(vc, lead) | (1ull << lead);
     PVPerfGroupRead rd;
-    ssize_t len;
-    int err = pvperf_host_read_group(vc->slot[lead].fd, &rd, &len);
+    ssize_t len = 0;
+    int err = vc->slot[lead].orphan_errno;
 
+    if (!err) {
+        err = pvperf_host_read_group(vc->slot[lead].fd, &rd, &len);
+    }
     trace_pvperf_read_group(vc->index, lead, len, err, len >= 8 ? rd.nr : 0,
                             len >= 24 ? rd.time_enabled : 0,
                             len >= 24 ? rd.time_running : 0);
     *touched |= group;
     for (uint64_t g = group; g; g &= g - 1) {
-        vc->slot[ctz64(g)].read_error = err != 0;
-        vc->slot[ctz64(g)].read_errno = err;
+        PVPerfSlot *sl = &vc->slot[ctz64(g)];
+        int e = sl->orphan_errno ? sl->orphan_errno : err;
+
+        sl->read_error = e != 0;
+        sl->read_errno = e;
     }
     if (err) {
         return err;
@@ -999,11 +1041,11 @@ static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
         for (uint64_t g = group; g; g &= g - 1) {
             PVPerfSlot *sl = &vc->slot[ctz64(g)];
 
-            if (sl->id == id) {
+            if (sl->id == id && !sl->orphan_errno) {
                 /* a member's times are its leader's: they run together */
-                sl->count = value;
-                sl->time_enabled = rd.time_enabled;
-                sl->time_running = rd.time_running;
+                sl->count = value + sl->off_count;
+                sl->time_enabled = rd.time_enabled + sl->off_enabled;
+                sl->time_running = rd.time_running + sl->off_running;
                 break;
             }
         }
@@ -1070,6 +1112,17 @@ static int pvperf_enable_each(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
     return 0;
 }
 
+/* The reason the first slot in @mask has no host event, or 0 */
+static int pvperf_orphan_errno(PVPerfVcpu *vc, uint64_t mask)
+{
+    for (uint64_t m = mask; m; m &= m - 1) {
+        if (vc->slot[ctz64(m)].orphan_errno) {
+            return vc->slot[ctz64(m)].orphan_errno;
+        }
+    }
+    return 0;
+}
+
 /*
  * ENABLE/DISABLE: slot by slot in mask order; a failing ioctl stops the
  * command there (the slots before it changed, their records say so).
@@ -1091,7 +1144,10 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
         int err;
 
-        if (enable && ((group | (1ull << n)) & vc->sampling)) {
+        err = pvperf_orphan_errno(vc, group | (1ull << n));
+        if (err) {
+            /* no host event here (docs: "Migration") */
+        } else if (enable && ((group | (1ull << n)) & vc->sampling)) {
             err = pvperf_enable_each(s, vc, n, group);
         } else {
             err = pvperf_host_enable(sl->fd, enable, group);
@@ -1366,6 +1422,14 @@ static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
         (!vc->oldest_ns || news.first_ns < vc->oldest_ns)) {
         vc->oldest_ns = news.first_ns;
     }
+    if (ovf && sl->first_period) {
+        int err = pvperf_host_set_period(sl->fd, sl->period);
+
+        sl->first_period = false;
+        if (err) {
+            pvperf_note_host_error(s, "ioctl (period)", vc->index, n, err);
+        }
+    }
     if (ovf) {
         sl->overflows += ovf;
         sl->lost += news.lost;
@@ -1559,8 +1623,13 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
      * (the next record written shows them), so that a guest can weigh
      * them at the old period: docs, "Interrupts"
      */
+    if (sl->orphan_errno) {
+        return pvperf_host_error(s, "ioctl (period)", v, n, sl->orphan_errno);
+    }
     s->rate[v].win_overflows += pvperf_drain_slot(s, vc, n);
     pvperf_topup(s, vc, n);
+    sl->period_base = sl->count;
+    sl->first_period = false;
     err = pvperf_host_set_period(sl->fd, a->period);
     if (err) {
         return pvperf_host_error(s, "ioctl (period)", v, n, err);
@@ -2245,10 +2314,14 @@ PvperfInfoList *qmp_query_pvperf(const char *id, bool has_slots, bool slots,
 
 /* Device -------------------------------------------------------------- */
 
+static void pvperf_mig_free_slots(PVPerfState *s);
+
 static void pvperf_reset_hold(Object *obj, ResetType type)
 {
     PVPerfState *s = PVPERF(obj);
 
+    /* a reset after a load and before the VM ran: nothing to restore */
+    pvperf_mig_free_slots(s);
     pvperf_release_all(s);
     s->driver_features = 0;
     s->catalog_select = 0;
@@ -2283,6 +2356,302 @@ static bool pvperf_check_limits(PVPerfState *s, Error **errp)
         return false;
     }
     return true;
+}
+
+/* Migration (docs: "Migration") ----------------------------------------- */
+
+static void pvperf_mig_free_slots(PVPerfState *s)
+{
+    g_clear_pointer(&s->mig_slots, g_free);
+    g_clear_pointer(&s->mig_vcpus, g_free);
+    s->mig_nr_slots = 0;
+    s->mig_restore = false;
+}
+
+/*
+ * Postcopy starts the destination before its memory has arrived: the
+ * device would write count pages that are not there yet. Snapshots never
+ * use postcopy, whatever the capability says.
+ */
+static bool pvperf_postcopy_refused(PVPerfState *s)
+{
+    return migrate_postcopy_ram() && !runstate_check(RUN_STATE_SAVE_VM);
+}
+
+static int pvperf_mig_notify(NotifierWithReturn *notifier, MigrationEvent *e,
+                             Error **errp)
+{
+    PVPerfState *s = container_of(notifier, PVPerfState, mig_notifier);
+
+    if (e->type == MIG_EVENT_PRECOPY_SETUP && s->open_slots &&
+        migrate_postcopy_ram()) {
+        error_setg(errp, "pvperf: %u open slots cannot migrate with "
+                   "postcopy-ram; migrate without it", s->open_slots);
+        return -EOPNOTSUPP;
+    }
+    return 0;
+}
+
+/*
+ * The open slots as the stream carries them, with the VM stopped: every
+ * overflow the host buffered is drained (the next pass here, or the
+ * destination's first, passes it on) and every group read, so that the
+ * last values are this moment's. Nothing is written to guest memory,
+ * which has been sent.
+ */
+static void pvperf_save_slots(PVPerfState *s)
+{
+    uint32_t i = 0;
+
+    pvperf_mig_free_slots(s);
+    if (!s->open_slots) {
+        return;
+    }
+    s->mig_slots = g_new0(PVPerfMigSlot, s->open_slots);
+    s->mig_vcpus = g_new0(PVPerfMigVcpu, s->nr_vcpus);
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = s->vcpu[v];
+        uint64_t touched = 0;
+
+        if (!vc) {
+            continue;
+        }
+        for (uint64_t m = vc->sampling; m; m &= m - 1) {
+            pvperf_drain_slot(s, vc, ctz64(m));
+        }
+        for (uint64_t m = vc->open; m; m &= m - 1) {
+            if (!pvperf_is_member(&vc->slot[ctz64(m)])) {
+                pvperf_read_group(vc, ctz64(m), &touched);
+            }
+        }
+        vc->dirty |= touched;
+        s->mig_vcpus[v] = (PVPerfMigVcpu) {
+            .pending = vc->pending,
+            .fresh = vc->fresh,
+            .hdr_seq = vc->hdr_seq,
+        };
+        for (uint32_t n = 0; n < PVPERF_SLOTS_MAX; n++) {
+            s->mig_vcpus[v].seq[n] = vc->slot[n].seq;
+        }
+        for (uint64_t m = vc->open; m && i < s->open_slots; m &= m - 1) {
+            uint32_t n = ctz64(m);
+            PVPerfSlot *sl = &vc->slot[n];
+            uint64_t done = 0;
+
+            if (sl->period && sl->count >= sl->period_base) {
+                done = (sl->count - sl->period_base) % sl->period;
+            }
+            s->mig_slots[i++] = (PVPerfMigSlot) {
+                .vcpu = v,
+                .slot = n,
+                .event = sl->event,
+                .leader = sl->leader,
+                .enabled = sl->enabled,
+                .period = sl->period,
+                .left = sl->period - done,
+                .count = sl->count,
+                .time_enabled = sl->time_enabled,
+                .time_running = sl->time_running,
+                .overflows = sl->overflows,
+                .lost = sl->lost,
+                .throttles = sl->throttles,
+            };
+        }
+    }
+    s->mig_nr_slots = i;
+}
+
+/*
+ * The loaded slots get the checks their commands would: bounds, present
+ * vCPUs, one entry per slot, leaders that are open and lead; a sampling
+ * slot has a vector and a period left within its period.
+ */
+static int pvperf_check_slots(PVPerfState *s)
+{
+    g_autofree uint64_t *seen = g_new0(uint64_t, s->nr_vcpus);
+    g_autofree uint64_t *leads = g_new0(uint64_t, s->nr_vcpus);
+
+    if (!s->mig_slots || !s->mig_vcpus) {
+        error_report("pvperf: open slots without their vCPUs' state in the "
+                     "migration stream");
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < s->mig_nr_slots; i++) {
+        const PVPerfMigSlot *m = &s->mig_slots[i];
+        const char *bad = NULL;
+
+        if (m->vcpu >= s->nr_vcpus || !pvperf_vcpu_present(m->vcpu)) {
+            bad = "a vCPU that is not present here";
+        } else if (m->slot >= s->slots_per_vcpu) {
+            bad = "a slot beyond SLOTS_PER_VCPU";
+        } else if (seen[m->vcpu] & (1ull << m->slot)) {
+            bad = "a slot twice";
+        } else if (m->event >= s->catalog_count) {
+            bad = "an event beyond the catalog";
+        } else if (m->enabled > 1) {
+            bad = "a bad enabled state";
+        } else if (m->period > PVPERF_PERIOD_MAX ||
+                   (m->period && (m->left == 0 || m->left > m->period))) {
+            bad = "a bad period";
+        } else if (m->period && m->vcpu >= s->nr_vectors) {
+            bad = "a sampling slot on a vCPU without a vector";
+        } else if (m->leader != PVPERF_NO_GROUP &&
+                   (m->leader >= s->slots_per_vcpu || m->leader == m->slot)) {
+            bad = "a bad group leader";
+        }
+        if (bad) {
+            error_report("pvperf: vCPU %u slot %u in the migration stream: "
+                         "%s", m->vcpu, m->slot, bad);
+            return -EINVAL;
+        }
+        seen[m->vcpu] |= 1ull << m->slot;
+        if (m->leader == PVPERF_NO_GROUP) {
+            leads[m->vcpu] |= 1ull << m->slot;
+        }
+    }
+    for (uint32_t i = 0; i < s->mig_nr_slots; i++) {
+        const PVPerfMigSlot *m = &s->mig_slots[i];
+
+        if (m->leader != PVPERF_NO_GROUP &&
+            !(leads[m->vcpu] & (1ull << m->leader))) {
+            error_report("pvperf: vCPU %u slot %u in the migration stream: "
+                         "its leader %u is no open leader", m->vcpu, m->slot,
+                         m->leader);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Migrated slot @m into the table, with a host event opened here if it
+ * can be; else it stays open for the guest with READ_ERROR and its last
+ * values, the reason recorded. Leaders come before their members.
+ */
+static void pvperf_restore_slot(PVPerfState *s, const PVPerfMigSlot *m)
+{
+    const PVPerfEvent *ev = &s->catalog[m->event];
+    const char *what = "perf_event_open";
+    PVPerfVcpu *vc;
+    PVPerfSlot *sl;
+    int err = 0;
+
+    if (pvperf_vcpu_state(s, m->vcpu, &vc) != PVPERF_ST_OK) {
+        error_report("pvperf: vCPU %u slot %u could not be restored: no "
+                     "state for its vCPU", m->vcpu, m->slot);
+        return;
+    }
+    sl = &vc->slot[m->slot];
+    *sl = (PVPerfSlot) {
+        .fd = -1,
+        .event = m->event,
+        .leader = m->leader,
+        .enabled = m->enabled,
+        .seq = sl->seq,
+        .count = m->count,
+        .time_enabled = m->time_enabled,
+        .time_running = m->time_running,
+        .overflows = m->overflows,
+        .period = m->period,
+        .lost = m->lost,
+        .throttles = m->throttles,
+        .off_count = m->count,
+        .off_enabled = m->time_enabled,
+        .off_running = m->time_running,
+        /* where the source's current period began: left is what remains */
+        .period_base = m->period ? m->count - (m->period - m->left) : 0,
+        .first_period = m->period && m->left != m->period,
+    };
+    if (!ev->available) {
+        err = ev->probe_errno ? ev->probe_errno : ENOENT;
+        what = "perf_event_open (event unavailable here)";
+    } else if (pvperf_is_member(sl) && vc->slot[m->leader].orphan_errno) {
+        err = vc->slot[m->leader].orphan_errno;
+        what = "perf_event_open (its leader failed)";
+    } else {
+        err = -pvperf_slot_host_open(s, vc, m->slot,
+                                     m->period ? m->left : 0, &what);
+    }
+    if (err) {
+        sl->orphan_errno = err;
+        sl->read_error = true;
+        sl->read_errno = err;
+        pvperf_note_host_error(s, what, m->vcpu, m->slot, err);
+    }
+    vc->open |= 1ull << m->slot;
+    s->open_slots++;
+    trace_pvperf_open(m->vcpu, m->slot, ev->name, m->leader, sl->fd);
+}
+
+/* Start what the guest has enabled: members first, groups start whole */
+static void pvperf_restore_enable(PVPerfState *s, PVPerfVcpu *vc)
+{
+    for (int leaders = 0; leaders < 2; leaders++) {
+        for (uint64_t m = vc->open; m; m &= m - 1) {
+            uint32_t n = ctz64(m);
+            PVPerfSlot *sl = &vc->slot[n];
+            int err;
+
+            if (!sl->enabled || sl->orphan_errno ||
+                pvperf_is_member(sl) == leaders) {
+                continue;
+            }
+            err = sl->period ? pvperf_grant(s, sl) :
+                               pvperf_host_enable(sl->fd, true, false);
+            if (err) {
+                pvperf_note_host_error(s, "ioctl (migration)", vc->index, n,
+                                       err);
+            }
+        }
+    }
+}
+
+/*
+ * The migrated slots, when the VM is about to run (a VM change-state
+ * handler: host resources come back before the vCPUs do, as vhost's and
+ * VFIO's): host events on this QEMU's vCPU threads, offsets so that
+ * nothing goes backwards, the page state. The records, headers and the
+ * messages of overflows the source had not passed on are for the
+ * overflow pass, a guarded bottom half.
+ */
+static void pvperf_restore(PVPerfState *s)
+{
+    for (int members = 0; members < 2; members++) {
+        for (uint32_t i = 0; i < s->mig_nr_slots; i++) {
+            const PVPerfMigSlot *m = &s->mig_slots[i];
+
+            if ((m->leader != PVPERF_NO_GROUP) == members) {
+                pvperf_restore_slot(s, m);
+            }
+        }
+    }
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
+
+        if (!vc) {
+            continue;
+        }
+        for (uint32_t n = 0; n < PVPERF_SLOTS_MAX; n++) {
+            vc->slot[n].seq = s->mig_vcpus[v].seq[n];
+        }
+        vc->hdr_seq = s->mig_vcpus[v].hdr_seq;
+        vc->pending = s->mig_vcpus[v].pending & vc->open;
+        vc->fresh = s->mig_vcpus[v].fresh & vc->open;
+        vc->dirty = vc->open;
+        pvperf_restore_enable(s, vc);
+    }
+    pvperf_mig_free_slots(s);
+    qemu_bh_schedule(s->overflow_bh);
+}
+
+static void pvperf_vm_state_change(void *opaque, bool running,
+                                   RunState state)
+{
+    PVPerfState *s = opaque;
+
+    if (running && s->mig_restore) {
+        pvperf_restore(s);
+    }
 }
 
 static void pvperf_realize(PCIDevice *pdev, Error **errp)
@@ -2333,6 +2702,9 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
         pvperf_arm_refresh(s);
     }
     pvperf_reset_cmd_regs(s);
+    s->vm_change = qemu_add_vm_change_state_handler(pvperf_vm_state_change,
+                                                    s);
+    migration_add_notifier(&s->mig_notifier, pvperf_mig_notify);
     trace_pvperf_realize(s->catalog_count, s->nr_vcpus);
 }
 
@@ -2340,6 +2712,12 @@ static void pvperf_exit(PCIDevice *pdev)
 {
     PVPerfState *s = PVPERF(pdev);
 
+    if (s->vm_change) {
+        qemu_del_vm_change_state_handler(s->vm_change);
+        s->vm_change = NULL;
+        migration_remove_notifier(&s->mig_notifier);
+    }
+    pvperf_mig_free_slots(s);
     pvperf_release_all(s);
     g_clear_pointer(&s->vcpu, g_free);
     g_clear_pointer(&s->rate, g_free);
@@ -2363,17 +2741,13 @@ static int pvperf_pre_save(void *opaque)
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
         pvperf_vcpu_get(s, v);              /* drops an unplugged vCPU's */
     }
-    /*
-     * OPEN adds a migration blocker or fails, so this is a safety net:
-     * never let open slots vanish silently.
-     */
-    if (s->open_slots) {
-        error_report("pvperf: %u open slots are host perf events that this "
-                     "device cannot migrate yet; the guest must close them "
-                     "(stop perf, or unload the pvperf driver) first",
+    /* the notifier refused it at setup; slots opened since */
+    if (s->open_slots && pvperf_postcopy_refused(s)) {
+        error_report("pvperf: %u open slots cannot migrate with postcopy-ram",
                      s->open_slots);
-        return -EBUSY;
+        return -EOPNOTSUPP;
     }
+    pvperf_save_slots(s);
     memset(s->mig_names, 0, sizeof(s->mig_names));
     pstrcpy((char *)s->mig_names, sizeof(s->mig_names), s->catalog_names);
     g_free(s->mig_pages);
@@ -2393,6 +2767,9 @@ static int pvperf_post_save(void *opaque)
 
     g_clear_pointer(&s->mig_pages, g_free);
     g_clear_pointer(&s->mig_blocks, g_free);
+    pvperf_mig_free_slots(s);
+    /* overflows the save drained: the guest gets them if this VM runs on */
+    qemu_bh_schedule(s->overflow_bh);
     return 0;
 }
 
@@ -2448,6 +2825,7 @@ static int pvperf_pre_load(void *opaque)
 
     g_clear_pointer(&s->mig_pages, g_free);
     g_clear_pointer(&s->mig_blocks, g_free);
+    pvperf_mig_free_slots(s);
     return 0;
 }
 
@@ -2475,9 +2853,17 @@ static int pvperf_post_load(void *opaque, int version_id)
         if (!ret) {
             ret = pvperf_load_pages(s, s->mig_blocks, true);
         }
+        if (!ret && s->mig_nr_slots) {
+            ret = pvperf_check_slots(s);
+        }
     }
     g_clear_pointer(&s->mig_pages, g_free);
     g_clear_pointer(&s->mig_blocks, g_free);
+    if (ret || !s->mig_nr_slots) {
+        pvperf_mig_free_slots(s);
+    } else {
+        s->mig_restore = true;          /* when the VM runs */
+    }
     return ret;
 }
 
@@ -2502,6 +2888,90 @@ static const VMStateDescription vmstate_pvperf_blocks = {
     .fields = (const VMStateField[]) {
         VMSTATE_VARRAY_UINT32_ALLOC(mig_blocks, PVPerfState, nr_vcpus, 0,
                                     vmstate_info_uint64, uint64_t),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* Open slots: only when some are (docs: "Migration") */
+static bool pvperf_slots_needed(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    return s->mig_nr_slots > 0;
+}
+
+/* Before the array is allocated: never more than the device may have */
+static bool pvperf_mig_nr_ok(void *opaque, int version_id)
+{
+    PVPerfState *s = opaque;
+
+    if (s->mig_nr_slots > s->max_slots ||
+        s->mig_nr_slots > (uint64_t)s->nr_vcpus * s->slots_per_vcpu) {
+        error_report("pvperf: %u open slots in the migration stream, this "
+                     "device has at most %u", s->mig_nr_slots,
+                     s->max_slots);
+        return false;
+    }
+    return true;
+}
+
+static const VMStateDescription vmstate_pvperf_mig_slot = {
+    .name = "pvperf/slot",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(vcpu, PVPerfMigSlot),
+        VMSTATE_UINT32(slot, PVPerfMigSlot),
+        VMSTATE_UINT32(event, PVPerfMigSlot),
+        VMSTATE_UINT32(leader, PVPerfMigSlot),
+        VMSTATE_UINT8(enabled, PVPerfMigSlot),
+        VMSTATE_UINT64(period, PVPerfMigSlot),
+        VMSTATE_UINT64(left, PVPerfMigSlot),
+        VMSTATE_UINT64(count, PVPerfMigSlot),
+        VMSTATE_UINT64(time_enabled, PVPerfMigSlot),
+        VMSTATE_UINT64(time_running, PVPerfMigSlot),
+        VMSTATE_UINT64(overflows, PVPerfMigSlot),
+        VMSTATE_UINT64(lost, PVPerfMigSlot),
+        VMSTATE_UINT64(throttles, PVPerfMigSlot),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_pvperf_mig_vcpu = {
+    .name = "pvperf/vcpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(pending, PVPerfMigVcpu),
+        VMSTATE_UINT64(fresh, PVPerfMigVcpu),
+        VMSTATE_UINT32(hdr_seq, PVPerfMigVcpu),
+        VMSTATE_UINT32_ARRAY(seq, PVPerfMigVcpu, PVPERF_SLOTS_MAX),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* An array of structs whose length is a uint32_t field, allocated on load */
+#define PVPERF_VMSTATE_STRUCTS(_field, _state, _num, _vmsd, _type) {       \
+    .name       = (stringify(_field)),                                    \
+    .vmsd       = &(_vmsd),                                               \
+    .num_offset = vmstate_offset_value(_state, _num, uint32_t),           \
+    .size       = sizeof(_type),                                          \
+    .flags      = VMS_STRUCT | VMS_VARRAY_UINT32 | VMS_ALLOC | VMS_POINTER, \
+    .offset     = vmstate_offset_pointer(_state, _field, _type),          \
+}
+
+static const VMStateDescription vmstate_pvperf_slots = {
+    .name = "pvperf/slots",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = pvperf_slots_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(mig_nr_slots, PVPerfState),
+        VMSTATE_VALIDATE("pvperf open slots", pvperf_mig_nr_ok),
+        PVPERF_VMSTATE_STRUCTS(mig_slots, PVPerfState, mig_nr_slots,
+                               vmstate_pvperf_mig_slot, PVPerfMigSlot),
+        PVPERF_VMSTATE_STRUCTS(mig_vcpus, PVPerfState, nr_vcpus,
+                               vmstate_pvperf_mig_vcpu, PVPerfMigVcpu),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -2531,6 +3001,7 @@ static const VMStateDescription vmstate_pvperf = {
     },
     .subsections = (const VMStateDescription * const []) {
         &vmstate_pvperf_blocks,
+        &vmstate_pvperf_slots,
         NULL
     },
 };
