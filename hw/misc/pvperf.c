@@ -260,6 +260,7 @@ struct PVPerfState {
     PVPerfMigSlot *mig_slots;
     PVPerfMigVcpu *mig_vcpus;
     bool mig_restore;           /* loaded: reopen when the VM runs */
+    bool mig_postcopy;          /* a migration that may go postcopy runs */
     VMChangeStateEntry *vm_change;
     NotifierWithReturn mig_notifier;
 };
@@ -542,6 +543,10 @@ static int pvperf_slot_host_open(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
     int lead_fd = pvperf_is_member(sl) ? vc->slot[sl->leader].fd : -1;
     int fd, ret;
 
+    if (pvperf_is_member(sl) && lead_fd < 0) {
+        *what = "perf_event_open (no leader)";
+        return -EBADF;                  /* never on its own by mistake */
+    }
     fd = pvperf_host_open(&s->catalog[sl->event], vc->tid, lead_fd,
                           sl->period ? host_period : 0, &sl->id, what);
     if (fd < 0) {
@@ -916,6 +921,11 @@ static uint32_t pvperf_cmd_open(PVPerfState *s, const PVPerfArgs *a)
         .seq = vc->slot[n].seq,
         .period = period,
         .held = held,
+        /* a member's times are its leader's, migrated offsets included */
+        .off_enabled = lead == PVPERF_NO_GROUP ? 0 :
+                       vc->slot[lead].off_enabled,
+        .off_running = lead == PVPERF_NO_GROUP ? 0 :
+                       vc->slot[lead].off_running,
     };
     ret = pvperf_slot_host_open(s, vc, n, period, &what);
     if (ret < 0) {
@@ -1193,6 +1203,13 @@ static uint32_t pvperf_cmd_read(PVPerfState *s, const PVPerfArgs *a)
         return st;
     }
     err = pvperf_read_slots(s, vc, mask, &failed);
+    if (!err) {
+        /* a member without a host event here, its leader read fine */
+        for (uint64_t m = mask; m && !err; m &= m - 1) {
+            failed = ctz64(m);
+            err = vc->slot[failed].orphan_errno;
+        }
+    }
     return err ? pvperf_host_error(s, "read", vc->index, failed, err) :
                  PVPERF_ST_OK;
 }
@@ -1260,20 +1277,36 @@ static uint64_t pvperf_rate_quota(PVPerfState *s)
     return MAX(1, (uint64_t)s->max_sample_rate * PVPERF_RATE_WINDOW_MS / 1000);
 }
 
-/*
- * Enable sampling slot @sl on the host with its overflow budget topped up
- * to the quota (docs: "Throttling and limits"), at least one more: the
- * host kernel disables it when the budget is used up, so however late the
- * main loop drains, a slot takes at most a quota of overflows between two
- * of its drains. Never enabled with no budget, which the kernel takes as
- * no limit. Returns 0 or errno.
- */
-static int pvperf_grant(PVPerfState *s, PVPerfSlot *sl)
-{
-    uint64_t quota = pvperf_rate_quota(s);
-    uint32_t more = sl->budget < quota ? quota - sl->budget : 1;
-    int err = pvperf_host_refresh(sl->fd, more);
+static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n);
 
+/*
+ * Enable vCPU @vc's sampling slot @n on the host with its overflow budget
+ * topped up to the quota (docs: "Throttling and limits"): the host kernel
+ * disables it when the budget is used up, so however late the main loop
+ * drains, a slot takes at most a quota of overflows between two of its
+ * drains. The slot is drained first, so the budget is exact: never more
+ * than the quota (a guest looping ENABLE cannot grow it), never enabled
+ * with none left, which the kernel takes as no limit. Returns 0 or errno.
+ */
+static int pvperf_grant(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
+{
+    PVPerfSlot *sl = &vc->slot[n];
+    uint64_t quota = pvperf_rate_quota(s);
+    uint64_t found = pvperf_drain_slot(s, vc, n);
+    uint32_t more;
+    int err;
+
+    if (found) {
+        s->rate[vc->index].win_overflows += found;
+        qemu_bh_schedule(s->overflow_bh);
+    }
+    if (sl->budget >= quota && !sl->ring_full) {
+        /* a quota left and no lost overflows held back: on as it is */
+        return pvperf_host_enable(sl->fd, true, false);
+    }
+    /* one more when some may be held back: the next record reports them */
+    more = sl->budget < quota ? quota - sl->budget : 1;
+    err = pvperf_host_refresh(sl->fd, more);
     if (!err) {
         sl->budget += more;
         sl->ring_full = false;
@@ -1296,18 +1329,18 @@ static int pvperf_sample_arm(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
     int err, err2;
 
     if (!pvperf_is_member(sl)) {
-        return pvperf_grant(s, sl);
+        return pvperf_grant(s, vc, n);
     }
     lead = &vc->slot[sl->leader];
     if (!lead->enabled || lead->held) {
-        return pvperf_grant(s, sl);     /* starts when its leader does */
+        return pvperf_grant(s, vc, n);  /* starts when its leader does */
     }
     err = pvperf_host_enable(lead->fd, false, false);
     if (err) {
         return err;
     }
-    err = pvperf_grant(s, sl);
-    err2 = lead->period ? pvperf_grant(s, lead) :
+    err = pvperf_grant(s, vc, n);
+    err2 = lead->period ? pvperf_grant(s, vc, sl->leader) :
                           pvperf_host_enable(lead->fd, true, false);
     return err ? err : err2;
 }
@@ -1423,9 +1456,18 @@ static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
         vc->oldest_ns = news.first_ns;
     }
     if (ovf && sl->first_period) {
-        int err = pvperf_host_set_period(sl->fd, sl->period);
+        /*
+         * What was left of the source's period is over: the guest's
+         * period from now on, set while the event is off (its budget was
+         * that one overflow), so that every kind of event starts it
+         * whole at the next enable (an active software event would
+         * overflow again at once)
+         */
+        int err = pvperf_host_enable(sl->fd, false, false);
 
+        err = err ? err : pvperf_host_set_period(sl->fd, sl->period);
         sl->first_period = false;
+        sl->period_base += sl->period;
         if (err) {
             pvperf_note_host_error(s, "ioctl (period)", vc->index, n, err);
         }
@@ -1455,27 +1497,17 @@ static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
  * drains every ring buffer of the vCPU, counts, applies the rate limit,
  * and runs the vCPU's overflow pass.
  */
-static void pvperf_sample_ready(void *opaque)
+/*
+ * @found new overflows of vCPU @vc, just drained: the rate limit's
+ * accounting (a hold when the window is over the quota), then the budgets
+ * of its slots topped up
+ */
+static void pvperf_rate_account(PVPerfState *s, PVPerfVcpu *vc,
+                                uint64_t found)
 {
-    PVPerfVcpu *vc = opaque;
-    PVPerfState *s = vc->s;
-    uint32_t v = vc->index;
-    MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    PVPerfRate *r = &s->rate[v];
-    uint64_t found = 0;
+    PVPerfRate *r = &s->rate[vc->index];
 
-    /*
-     * A vCPU whose thread ended has its sampling fds ready together with
-     * its watch, maybe first: its state goes now (vc with it), unread.
-     */
-    if (pvperf_vcpu_get(s, v) != vc) {
-        return;
-    }
-
-    for (uint64_t m = vc->sampling; m; m &= m - 1) {
-        found += pvperf_drain_slot(s, vc, ctz64(m));
-    }
     if (!vc->limited && now - r->win_start >= PVPERF_RATE_WINDOW_MS) {
         r->win_start = now;
         r->win_overflows = 0;
@@ -1489,6 +1521,32 @@ static void pvperf_sample_ready(void *opaque)
     }
     for (uint64_t m = vc->sampling; m; m &= m - 1) {
         pvperf_topup(s, vc, ctz64(m));
+    }
+}
+
+static void pvperf_sample_ready(void *opaque)
+{
+    PVPerfVcpu *vc = opaque;
+    PVPerfState *s = vc->s;
+    uint32_t v = vc->index;
+    MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
+    uint64_t found = 0;
+
+    /*
+     * A vCPU whose thread ended has its sampling fds ready together with
+     * its watch, maybe first: its state goes now (vc with it), unread.
+     */
+    if (pvperf_vcpu_get(s, v) != vc) {
+        return;
+    }
+
+    for (uint64_t m = vc->sampling; m; m &= m - 1) {
+        found += pvperf_drain_slot(s, vc, ctz64(m));
+    }
+    pvperf_rate_account(s, vc, found);
+    /* the guest's memory is not written while the VM does not run */
+    if (!runstate_is_running()) {
+        return;
     }
     /*
      * The pass at once, not in a bottom half (a main loop iteration less
@@ -1572,10 +1630,14 @@ static void pvperf_overflow_bh(void *opaque)
 {
     PVPerfState *s = opaque;
 
+    /* the VM change-state handler schedules it again when it runs */
+    if (!runstate_is_running()) {
+        return;
+    }
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
         PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
 
-        if (vc && pvperf_overflow_pass(s, vc)) {
+        if (vc && pvperf_overflow_pass(s, vc) && v < s->nr_vectors) {
             set_bit(v, s->notify);
         }
     }
@@ -1626,8 +1688,7 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
     if (sl->orphan_errno) {
         return pvperf_host_error(s, "ioctl (period)", v, n, sl->orphan_errno);
     }
-    s->rate[v].win_overflows += pvperf_drain_slot(s, vc, n);
-    pvperf_topup(s, vc, n);
+    pvperf_rate_account(s, vc, pvperf_drain_slot(s, vc, n));
     sl->period_base = sl->count;
     sl->first_period = false;
     err = pvperf_host_set_period(sl->fd, a->period);
@@ -2371,11 +2432,12 @@ static void pvperf_mig_free_slots(PVPerfState *s)
 /*
  * Postcopy starts the destination before its memory has arrived: the
  * device would write count pages that are not there yet. Snapshots never
- * use postcopy, whatever the capability says.
+ * use postcopy, whatever the capability says (and never call the
+ * migration notifiers, which set the flag).
  */
 static bool pvperf_postcopy_refused(PVPerfState *s)
 {
-    return migrate_postcopy_ram() && !runstate_check(RUN_STATE_SAVE_VM);
+    return s->mig_postcopy;
 }
 
 static int pvperf_mig_notify(NotifierWithReturn *notifier, MigrationEvent *e,
@@ -2383,10 +2445,17 @@ static int pvperf_mig_notify(NotifierWithReturn *notifier, MigrationEvent *e,
 {
     PVPerfState *s = container_of(notifier, PVPerfState, mig_notifier);
 
-    if (e->type == MIG_EVENT_PRECOPY_SETUP && s->open_slots &&
-        migrate_postcopy_ram()) {
+    uint32_t open = s->mig_restore ? s->mig_nr_slots : s->open_slots;
+
+    /*
+     * Snapshots never call the notifiers: only a migration that may
+     * switch to postcopy sets the flag pre_save tests
+     */
+    s->mig_postcopy = e->type == MIG_EVENT_PRECOPY_SETUP &&
+                      migrate_postcopy_ram();
+    if (s->mig_postcopy && open) {
         error_setg(errp, "pvperf: %u open slots cannot migrate with "
-                   "postcopy-ram; migrate without it", s->open_slots);
+                   "postcopy-ram; migrate without it", open);
         return -EOPNOTSUPP;
     }
     return 0;
@@ -2403,6 +2472,10 @@ static void pvperf_save_slots(PVPerfState *s)
 {
     uint32_t i = 0;
 
+    if (s->mig_restore) {
+        /* loaded, the VM not run since: the loaded slots go on as they are */
+        return;
+    }
     pvperf_mig_free_slots(s);
     if (!s->open_slots) {
         return;
@@ -2417,7 +2490,7 @@ static void pvperf_save_slots(PVPerfState *s)
             continue;
         }
         for (uint64_t m = vc->sampling; m; m &= m - 1) {
-            pvperf_drain_slot(s, vc, ctz64(m));
+            s->rate[v].win_overflows += pvperf_drain_slot(s, vc, ctz64(m));
         }
         for (uint64_t m = vc->open; m; m &= m - 1) {
             if (!pvperf_is_member(&vc->slot[ctz64(m)])) {
@@ -2565,8 +2638,10 @@ static void pvperf_restore_slot(PVPerfState *s, const PVPerfMigSlot *m)
     if (!ev->available) {
         err = ev->probe_errno ? ev->probe_errno : ENOENT;
         what = "perf_event_open (event unavailable here)";
-    } else if (pvperf_is_member(sl) && vc->slot[m->leader].orphan_errno) {
-        err = vc->slot[m->leader].orphan_errno;
+    } else if (pvperf_is_member(sl) &&
+               (!(vc->open & (1ull << m->leader)) ||
+                vc->slot[m->leader].orphan_errno)) {
+        err = vc->slot[m->leader].orphan_errno ?: EBADF;
         what = "perf_event_open (its leader failed)";
     } else {
         err = -pvperf_slot_host_open(s, vc, m->slot,
@@ -2596,8 +2671,18 @@ static void pvperf_restore_enable(PVPerfState *s, PVPerfVcpu *vc)
                 pvperf_is_member(sl) == leaders) {
                 continue;
             }
-            err = sl->period ? pvperf_grant(s, sl) :
-                               pvperf_host_enable(sl->fd, true, false);
+            if (sl->period && vc->limited) {
+                sl->held = true;        /* a hold this vCPU index had */
+                continue;
+            }
+            if (sl->first_period) {
+                /* one overflow: the rest of the source's period */
+                err = pvperf_host_refresh(sl->fd, 1);
+                sl->budget = err ? 0 : 1;
+            } else {
+                err = sl->period ? pvperf_grant(s, vc, n) :
+                                   pvperf_host_enable(sl->fd, true, false);
+            }
             if (err) {
                 pvperf_note_host_error(s, "ioctl (migration)", vc->index, n,
                                        err);
@@ -2631,12 +2716,19 @@ static void pvperf_restore(PVPerfState *s)
         if (!vc) {
             continue;
         }
+        uint64_t samplers = 0;
+
         for (uint32_t n = 0; n < PVPERF_SLOTS_MAX; n++) {
-            vc->slot[n].seq = s->mig_vcpus[v].seq[n];
+            /* even: no write in progress, whatever the stream says */
+            vc->slot[n].seq = s->mig_vcpus[v].seq[n] & ~1u;
+            if ((vc->open & (1ull << n)) && vc->slot[n].period) {
+                samplers |= 1ull << n;
+            }
         }
-        vc->hdr_seq = s->mig_vcpus[v].hdr_seq;
-        vc->pending = s->mig_vcpus[v].pending & vc->open;
-        vc->fresh = s->mig_vcpus[v].fresh & vc->open;
+        vc->hdr_seq = s->mig_vcpus[v].hdr_seq & ~1u;
+        /* sampling slots only, which only vCPUs with a vector have */
+        vc->pending = s->mig_vcpus[v].pending & samplers;
+        vc->fresh = s->mig_vcpus[v].fresh & samplers;
         vc->dirty = vc->open;
         pvperf_restore_enable(s, vc);
     }
@@ -2644,14 +2736,31 @@ static void pvperf_restore(PVPerfState *s)
     qemu_bh_schedule(s->overflow_bh);
 }
 
+/*
+ * The VM runs (again): migrated slots are restored; and what happened
+ * while it was stopped (overflows drained by a save, or found by the fd
+ * handlers, budgets used up meanwhile) is passed to the guest now.
+ */
 static void pvperf_vm_state_change(void *opaque, bool running,
                                    RunState state)
 {
     PVPerfState *s = opaque;
 
-    if (running && s->mig_restore) {
-        pvperf_restore(s);
+    if (!running) {
+        return;
     }
+    if (s->mig_restore) {
+        pvperf_restore(s);
+        return;
+    }
+    for (uint32_t v = 0; v < s->nr_vcpus; v++) {
+        PVPerfVcpu *vc = s->vcpu[v];
+
+        for (uint64_t m = vc ? vc->sampling : 0; m; m &= m - 1) {
+            pvperf_topup(s, vc, ctz64(m));
+        }
+    }
+    qemu_bh_schedule(s->overflow_bh);
 }
 
 static void pvperf_realize(PCIDevice *pdev, Error **errp)
@@ -2742,9 +2851,9 @@ static int pvperf_pre_save(void *opaque)
         pvperf_vcpu_get(s, v);              /* drops an unplugged vCPU's */
     }
     /* the notifier refused it at setup; slots opened since */
-    if (s->open_slots && pvperf_postcopy_refused(s)) {
+    if ((s->open_slots || s->mig_restore) && pvperf_postcopy_refused(s)) {
         error_report("pvperf: %u open slots cannot migrate with postcopy-ram",
-                     s->open_slots);
+                     s->mig_restore ? s->mig_nr_slots : s->open_slots);
         return -EOPNOTSUPP;
     }
     pvperf_save_slots(s);
@@ -2767,9 +2876,13 @@ static int pvperf_post_save(void *opaque)
 
     g_clear_pointer(&s->mig_pages, g_free);
     g_clear_pointer(&s->mig_blocks, g_free);
-    pvperf_mig_free_slots(s);
-    /* overflows the save drained: the guest gets them if this VM runs on */
-    qemu_bh_schedule(s->overflow_bh);
+    if (!s->mig_restore) {
+        pvperf_mig_free_slots(s);
+    }
+    /*
+     * overflows the save drained reach the guest if this VM runs on: the
+     * change-state handler's pass
+     */
     return 0;
 }
 
@@ -2880,11 +2993,21 @@ static bool pvperf_blocks_needed(void *opaque)
     return false;
 }
 
+/* A stream that repeats the subsection must not leak the first copy */
+static int pvperf_blocks_pre_load(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    g_clear_pointer(&s->mig_blocks, g_free);
+    return 0;
+}
+
 static const VMStateDescription vmstate_pvperf_blocks = {
     .name = "pvperf/blocks",
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = pvperf_blocks_needed,
+    .pre_load = pvperf_blocks_pre_load,
     .fields = (const VMStateField[]) {
         VMSTATE_VARRAY_UINT32_ALLOC(mig_blocks, PVPerfState, nr_vcpus, 0,
                                     vmstate_info_uint64, uint64_t),
@@ -2960,11 +3083,22 @@ static const VMStateDescription vmstate_pvperf_mig_vcpu = {
     .offset     = vmstate_offset_pointer(_state, _field, _type),          \
 }
 
+/* A stream that repeats the subsection must not leak the first copy */
+static int pvperf_slots_pre_load(void *opaque)
+{
+    PVPerfState *s = opaque;
+
+    g_clear_pointer(&s->mig_slots, g_free);
+    g_clear_pointer(&s->mig_vcpus, g_free);
+    return 0;
+}
+
 static const VMStateDescription vmstate_pvperf_slots = {
     .name = "pvperf/slots",
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = pvperf_slots_needed,
+    .pre_load = pvperf_slots_pre_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32(mig_nr_slots, PVPerfState),
         VMSTATE_VALIDATE("pvperf open slots", pvperf_mig_nr_ok),

@@ -3339,7 +3339,7 @@ static void test_sample_group(void)
 static void test_sample_query(void)
 {
     Fixture f;
-    QDict *info, *sl, *smp, *st, *resp;
+    QDict *info, *sl, *smp, *st;
     g_autofree char *hmp = NULL;
     g_autofree char *slot_line = NULL;
     const char *line;
@@ -3537,6 +3537,16 @@ static void migrate_from_file(Fixture *d, const char *uri)
     g_assert_cmpstr(wait_migration(d->qts), ==, "completed");
 }
 
+/* The count query-pvperf shows for a slot: the last the device read */
+static uint64_t slot_count(Fixture *f, uint32_t vcpu, uint32_t slot)
+{
+    QDict *info = query_one(f->qts);
+    uint64_t count = qdict_get_int(slot_of(info, vcpu, slot), "count");
+
+    qobject_unref(info);
+    return count;
+}
+
 static void check_not_back(const char *what, Rec src, Rec dst)
 {
     g_test_message("%s: count %" PRIu64 " -> %" PRIu64 ", enabled %" PRIu64
@@ -3594,15 +3604,21 @@ static void test_migration_open_slots(void)
     WAIT_FOR(get_rec(&f, PAGE_GPA, 5).overflows >= 20);
     g_assert_cmpuint(get_rec(&f, PAGE_GPA, 5).overflows, >=, 20);
 
-    migrate_to_file(&f, uri);
-    g_assert_true(stream_has(file, "pvperf/slots"));
-    /* the source's last values: what its save read, written after */
-    settle(&f);
+    /* what the guest last saw on the source */
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 0, 0x27), ==,
+                     PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&f, PVPERF_CMD_READ, 1, 1 << 3), ==,
+                     PVPERF_ST_OK);
     for (int i = 0; i < ARRAY_SIZE(v0_slots); i++) {
         src[v0_slots[i]] = get_rec(&f, PAGE_GPA, v0_slots[i]);
     }
     src[3] = get_rec(&f, PAGE2_GPA, 3);
     g_assert_cmpuint(src[0].count, >, 0);
+    migrate_to_file(&f, uri);
+    g_assert_true(stream_has(file, "pvperf/slots"));
+    /* the stopped source writes nothing to its guest's memory any more */
+    settle(&f);
+    g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).seq, ==, src[0].seq);
 
     fixture_start(&d, MIG_EVENTS, dargs);
     qtest_writel(d.qts, MSI_GPA, 0);
@@ -3765,8 +3781,8 @@ static void test_migration_unopenable(void)
                      ==, PVPERF_ST_OK);
     g_usleep(50 * 1000);
     migrate_to_file(&f, uri);
-    settle(&f);
-    src0 = get_rec(&f, PAGE_GPA, 0);
+    /* the values its save read, which the destination keeps */
+    src0.count = slot_count(&f, 0, 0);
 
     fixture_start(&d, MIG_EVENTS, dargs);
     migrate_from_file(&d, uri);
@@ -3823,6 +3839,61 @@ static void test_migration_unopenable(void)
 }
 
 /*
+ * A destination that loaded the slots but has not run yet (-S) and is
+ * migrated on sends them as it loaded them: an earlier version dropped
+ * them silently (they are reopened only when the VM runs). The third
+ * QEMU has them, with the first's values.
+ */
+static void test_migration_twice_paused(void)
+{
+    g_autofree char *f1 = g_strdup_printf("%s/pvperf-mig-p1-%d",
+                                          g_get_tmp_dir(), getpid());
+    g_autofree char *f2 = g_strdup_printf("%s/pvperf-mig-p2-%d",
+                                          g_get_tmp_dir(), getpid());
+    g_autofree char *u1 = g_strdup_printf("file:%s", f1);
+    g_autofree char *u2 = g_strdup_printf("file:%s", f2);
+    g_autofree char *paused = g_strdup_printf("%s -S -incoming defer",
+                                              spin_args());
+    g_autofree char *dargs = g_strdup_printf("%s -incoming defer",
+                                             spin_args());
+    Fixture f, m, d;
+    uint64_t count;
+
+    fixture_start(&f, MIG_EVENTS, spin_args());
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 1, MIG_CSW, 0, PVPERF_OPEN_ENABLED),
+                     ==, PVPERF_ST_OK);
+    g_usleep(50 * 1000);
+    migrate_to_file(&f, u1);
+    count = slot_count(&f, 0, 0);
+
+    fixture_start(&m, MIG_EVENTS, paused);
+    migrate_from_file(&m, u1);
+    g_assert_cmpstr(run_state(m.qts), ==, "paused");
+    migrate_to_file(&m, u2);
+    g_assert_true(stream_has(f2, "pvperf/slots"));
+
+    fixture_start(&d, MIG_EVENTS, dargs);
+    migrate_from_file(&d, u2);
+    /* paused, as its source was: the slots come back when it runs */
+    g_assert_cmpstr(run_state(d.qts), ==, "paused");
+    g_assert_cmpint(open_slots_of(&d), ==, 0);
+    qtest_qmp_assert_success(d.qts, "{'execute': 'cont'}");
+    g_assert_cmpint(open_slots_of(&d), ==, 2);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 3), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(get_rec(&d, PAGE_GPA, 0).count, >=, count);
+    g_assert_cmphex(get_rec(&d, PAGE_GPA, 1).flags, ==,
+                    PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    fixture_stop(&d);
+    fixture_stop(&m);
+    fixture_stop(&f);
+    unlink(f1);
+    unlink(f2);
+}
+
+/*
  * A sampling slot keeps what was left of its period: with a period of 1 s
  * of vCPU time, migrated half-way through its second period, the
  * destination's first overflow comes at 2 s of count, not 2.5 s (the
@@ -3850,8 +3921,8 @@ static void test_migration_period_left(void)
     g_assert_cmpuint(get_rec(&f, PAGE_GPA, 0).overflows, ==, 1);
     g_usleep(500 * 1000);
     migrate_to_file(&f, uri);
-    settle(&f);
     src = get_rec(&f, PAGE_GPA, 0);
+    src.count = slot_count(&f, 0, 0);        /* as its save read it */
     g_test_message("source: count %" PRIu64 " ns, %" PRIu64 " overflows",
                    src.count, src.overflows);
     g_assert_cmpuint(src.overflows, ==, 1);
@@ -3982,7 +4053,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/qmp/no-device", test_qmp_no_device);
     qtest_add_func("/pvperf/qmp/states", test_qmp_states);
     qtest_add_func("/pvperf/qmp/arguments", test_qmp_arguments);
-    qtest_add_func("/pvperf/migration", test_migration);
+    qtest_add_func("/pvperf/migration/pages", test_migration);
 qtest_add_func("/pvperf/migration/open-anytime",
                    test_migration_open_anytime);
     qtest_add_func("/pvperf/migration/open-slots", test_migration_open_slots);
@@ -3991,6 +4062,8 @@ qtest_add_func("/pvperf/migration/open-anytime",
     qtest_add_func("/pvperf/migration/postcopy-refused",
                    test_migration_postcopy);
     qtest_add_func("/pvperf/migration/unopenable", test_migration_unopenable);
+    qtest_add_func("/pvperf/migration/twice-paused",
+                   test_migration_twice_paused);
     qtest_add_func("/pvperf/migration/period-left",
                    test_migration_period_left);
     qtest_add_func("/pvperf/migration/savevm", test_migration_savevm);
