@@ -283,7 +283,12 @@ static u32 pvperf_nr_entries;
 static struct pvperf_entry pvperf_catalog[PVPERF_CATALOG_MAX];
 static char pvperf_ev_names[PVPERF_CATALOG_MAX][PVPERF_NAME_SIZE];
 static struct perf_pmu_events_attr pvperf_ev_attrs[PVPERF_CATALOG_MAX];
-static struct attribute *pvperf_ev_attr_ptrs[PVPERF_CATALOG_MAX + 1];
+/* <name>.unit and <name>.scale of the entries that count time */
+static char pvperf_unit_names[PVPERF_CATALOG_MAX][PVPERF_NAME_SIZE + 8];
+static char pvperf_scale_names[PVPERF_CATALOG_MAX][PVPERF_NAME_SIZE + 8];
+static struct perf_pmu_events_attr pvperf_unit_attrs[PVPERF_CATALOG_MAX];
+static struct perf_pmu_events_attr pvperf_scale_attrs[PVPERF_CATALOG_MAX];
+static struct attribute *pvperf_ev_attr_ptrs[3 * PVPERF_CATALOG_MAX + 1];
 
 static inline struct pvperf_event *to_pe(struct perf_event *event)
 {
@@ -1915,6 +1920,27 @@ static ssize_t pvperf_event_show(struct device *dev,
 	return sysfs_emit(page, "event=0x%llx\n", pa->id);
 }
 
+static ssize_t pvperf_str_show(struct device *dev,
+			       struct device_attribute *attr, char *page)
+{
+	struct perf_pmu_events_attr *pa =
+		container_of(attr, struct perf_pmu_events_attr, attr);
+
+	return sysfs_emit(page, "%s\n", pa->event_str);
+}
+
+static void pvperf_str_attr(struct perf_pmu_events_attr *pa, char *name,
+			    size_t size, const char *base, const char *suffix,
+			    const char *value)
+{
+	snprintf(name, size, "%s.%s", base, suffix);
+	sysfs_attr_init(&pa->attr.attr);
+	pa->attr.attr.name = name;
+	pa->attr.attr.mode = 0444;
+	pa->attr.show = pvperf_str_show;
+	pa->event_str = value;
+}
+
 /* sysfs name of a catalog entry: after the last ':', [A-Za-z0-9_.-] */
 static void pvperf_sysfs_name(const char *name, char *out, size_t size)
 {
@@ -1931,7 +1957,7 @@ static void pvperf_sysfs_name(const char *name, char *out, size_t size)
 /* The PMU's events/ from its catalog; with pvperf_mutex, not registered */
 static void pvperf_build_events(struct device *dev)
 {
-	u32 i, n = 0;
+	u32 i, n = 0, k = 0;
 
 	for (i = 0; i < pvperf_nr_entries; i++) {
 		struct pvperf_entry *e = &pvperf_catalog[i];
@@ -1958,9 +1984,27 @@ static void pvperf_build_events(struct device *dev)
 		pa->attr.attr.mode = 0444;
 		pa->attr.show = pvperf_event_show;
 		pa->id = i;
-		pvperf_ev_attr_ptrs[n++] = &pa->attr.attr;
+		pvperf_ev_attr_ptrs[k++] = &pa->attr.attr;
+		/*
+		 * A count of ns is shown as perf shows its own task-clock:
+		 * msec (docs/pvperf.rst, "Catalog")
+		 */
+		if ((e->info & PVPERF_INFO_UNIT_MASK) >> PVPERF_INFO_UNIT_SHIFT ==
+		    PVPERF_UNIT_NS) {
+			pvperf_str_attr(&pvperf_unit_attrs[n],
+					pvperf_unit_names[n],
+					sizeof(pvperf_unit_names[n]), name,
+					"unit", "msec");
+			pvperf_str_attr(&pvperf_scale_attrs[n],
+					pvperf_scale_names[n],
+					sizeof(pvperf_scale_names[n]), name,
+					"scale", "1e-6");
+			pvperf_ev_attr_ptrs[k++] = &pvperf_unit_attrs[n].attr.attr;
+			pvperf_ev_attr_ptrs[k++] = &pvperf_scale_attrs[n].attr.attr;
+		}
+		n++;
 	}
-	pvperf_ev_attr_ptrs[n] = NULL;
+	pvperf_ev_attr_ptrs[k] = NULL;
 }
 
 /* device ----------------------------------------------------------------- */
@@ -1979,6 +2023,14 @@ static void pvperf_read_entry(struct pvperf_dev *pv, u32 i,
 		memcpy(e->name + off, &w, 4);
 	}
 	e->name[PVPERF_NAME_SIZE - 1] = 0;
+	/*
+	 * Devices before ABI 1.3 say no unit: the software clocks count ns
+	 * all the same (the rule docs/pvperf.rst gives for them)
+	 */
+	if (PVPERF_VERSION_MINOR_OF(pv_rd(pv, PVPERF_REG_VERSION)) < 3 &&
+	    (e->info & PVPERF_INFO_KIND_MASK) == PVPERF_KIND_SOFTWARE &&
+	    (!strcmp(e->name, "task-clock") || !strcmp(e->name, "cpu-clock")))
+		e->info |= PVPERF_UNIT_NS << PVPERF_INFO_UNIT_SHIFT;
 }
 
 /*

@@ -179,6 +179,12 @@ static bool pvperf_resolve(PVPerfEvent *ev, bool user_given, Error **errp)
         return true;
     }
     ev->kind = pvperf_kind_of(ev->attr.type);
+    /* the software clocks count nanoseconds of the vCPU thread */
+    if (ev->attr.type == PERF_TYPE_SOFTWARE &&
+        (ev->attr.config == PERF_COUNT_SW_CPU_CLOCK ||
+         ev->attr.config == PERF_COUNT_SW_TASK_CLOCK)) {
+        ev->unit = PVPERF_UNIT_NS;
+    }
     pvperf_apply_policy(ev);
     pvperf_probe(ev);
     return true;

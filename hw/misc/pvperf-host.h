@@ -22,6 +22,7 @@ typedef struct PVPerfEvent {
     char name[PVPERF_NAME_SIZE];
     struct perf_event_attr attr;
     uint32_t kind;              /* enum pvperf_kind */
+    uint32_t unit;              /* enum pvperf_unit */
     bool available;
     int probe_errno;            /* positive errno when unavailable */
     char *reason;               /* why unavailable, for management */

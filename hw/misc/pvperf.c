@@ -2052,7 +2052,8 @@ static uint64_t pvperf_mmio_read(void *opaque, hwaddr addr, unsigned size)
     case PVPERF_REG_CATALOG_INFO:
         ev = pvperf_selected(s);
         if (ev) {
-            val = ev->kind | (ev->available ? PVPERF_INFO_AVAILABLE : 0);
+            val = ev->kind | (ev->available ? PVPERF_INFO_AVAILABLE : 0) |
+                  ev->unit << PVPERF_INFO_UNIT_SHIFT;
         }
         break;
     case PVPERF_REG_CATALOG_ERRNO:
@@ -2230,6 +2231,9 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
         e->kind = (PvperfEventKind)ev->kind;
         e->perf_type = ev->attr.type;
         e->perf_config = ev->attr.config;
+        if (ev->unit == PVPERF_UNIT_NS) {
+            e->unit = g_strdup("ns");
+        }
         e->available = ev->available;
         if (!ev->available) {
             e->has_q_errno = true;

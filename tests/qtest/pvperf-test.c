@@ -239,8 +239,13 @@ static void check_entry(Fixture *f, uint32_t idx, const char *name,
     }
     info = rd(f, PVPERF_REG_CATALOG_INFO);
     g_assert_cmpuint(info & PVPERF_INFO_KIND_MASK, ==, kind);
-    g_assert_cmphex(info & ~(PVPERF_INFO_KIND_MASK | PVPERF_INFO_AVAILABLE),
-                    ==, 0);
+    /* 1.3: the software clocks count ns, everything else occurrences */
+    g_assert_cmpuint((info & PVPERF_INFO_UNIT_MASK) >> PVPERF_INFO_UNIT_SHIFT,
+                     ==, !strcmp(name, "task-clock") ||
+                         !strcmp(name, "cpu-clock") ?
+                     PVPERF_UNIT_NS : PVPERF_UNIT_COUNT);
+    g_assert_cmphex(info & ~(PVPERF_INFO_KIND_MASK | PVPERF_INFO_AVAILABLE |
+                             PVPERF_INFO_UNIT_MASK), ==, 0);
     if (expect_errno == 0) {
         g_assert_true(info & PVPERF_INFO_AVAILABLE);
         g_assert_cmpuint(rd(f, PVPERF_REG_CATALOG_ERRNO), ==, 0);
@@ -1296,8 +1301,10 @@ static void test_qmp_states(void)
     g_assert_cmpint(qdict_get_int(e, "perf-type"), ==, PERF_TYPE_SOFTWARE);
     g_assert_cmpint(qdict_get_int(e, "perf-config"), ==,
                     PERF_COUNT_SW_TASK_CLOCK);
+    g_assert_cmpstr(qdict_get_str(e, "unit"), ==, "ns");
     e = list_at(cat, EV_INSN);
     g_assert_cmpstr(qdict_get_str(e, "kind"), ==, "hardware");
+    g_assert_false(qdict_haskey(e, "unit"));
     g_assert_cmpint(qdict_get_bool(e, "available"), ==, hw == 0);
     lim = qdict_get_qdict(info, "limits");
     g_assert_cmpint(qdict_get_int(lim, "slots-per-vcpu"), ==, 16);
@@ -1800,7 +1807,7 @@ static void test_block_run(void)
     Entry read[] = { E_SELF(PVPERF_CMD_READ, .mask = (1ull << 3) | 1ull << 5) };
 
     fixture_start(&f, NULL, spin_args());
-    g_assert_cmphex(rd(&f, PVPERF_REG_VERSION), ==, 0x00010002);
+    g_assert_cmphex(rd(&f, PVPERF_REG_VERSION), ==, 0x00010003);
     g_assert_true(rd(&f, PVPERF_REG_FEATURES) & PVPERF_F_CMD_BLOCK);
 
     /* RUN with no block; SET_BLOCK's checks, which write nothing */

@@ -40,7 +40,7 @@
 /* Identity values */
 #define PVPERF_MAGIC                0x46505650u /* "PVPF" little-endian */
 #define PVPERF_VERSION_MAJOR        1
-#define PVPERF_VERSION_MINOR        2
+#define PVPERF_VERSION_MINOR        3
 #define PVPERF_VERSION              ((PVPERF_VERSION_MAJOR << 16) | \
                                      PVPERF_VERSION_MINOR)
 #define PVPERF_VERSION_MAJOR_OF(v)  ((v) >> 16)
@@ -94,6 +94,14 @@ enum pvperf_reg {
 /* CATALOG_INFO */
 #define PVPERF_INFO_KIND_MASK       0x000000ffu
 #define PVPERF_INFO_AVAILABLE       (1u << 8)
+#define PVPERF_INFO_UNIT_SHIFT      12          /* 1.3: enum pvperf_unit */
+#define PVPERF_INFO_UNIT_MASK       0x0000f000u
+
+/* What an entry's count is in (1.3; 0 before) */
+enum pvperf_unit {
+    PVPERF_UNIT_COUNT           = 0, /* occurrences: no unit */
+    PVPERF_UNIT_NS              = 1, /* time in nanoseconds (software clocks) */
+};
 
 enum pvperf_kind {
     PVPERF_KIND_HARDWARE        = 0, /* CPU PMU: cycles, instructions, ... */
