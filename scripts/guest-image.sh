@@ -61,6 +61,11 @@ for lib in $(ldd /usr/bin/perf | awk '/=> \// {print $3} /^\t\/lib/ {print $1}')
     cp -L "$lib" "$root$lib"
 done
 cp "$out/driver/pvperf.ko" "$root/lib/modules/pvperf.ko"
+# ... and where modprobe finds it by its PCI alias (modules.alias), as on a
+# distribution guest with the module installed (DKMS: updates/dkms)
+mkdir -p "$root/lib/modules/$abi/updates/dkms"
+cp "$out/driver/pvperf.ko" "$root/lib/modules/$abi/updates/dkms/pvperf.ko"
+depmod -b "$root" "$abi" 2>/dev/null
 # the sampling tests' workload: static, with symbols, and -O0 so that
 # every function (leaves too: GCC 12 omits their frame at -O1 whatever
 # the flags) has the frame pointer perf record -g walks

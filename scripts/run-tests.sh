@@ -44,6 +44,8 @@ suite_abi() {
     rm -rf "$t"
     # The guest driver against a newer kernel than the guest's 6.1
     run driver/build-backports-kernel scripts/driver-build-check.sh
+    # README's libvirt domain, against libvirt's own schema
+    run libvirt/domain-xml virt-xml-validate tests/libvirt/pvperf-domain.xml domain
 }
 
 suite_patches() {
@@ -151,6 +153,9 @@ suite_e2e() {
         tail -20 "$logdir/guest-image.log" | sed 's/^/    /'
         return
     fi
+    # The guest kernel's headers are there now: the driver as DKMS builds
+    # it on a Debian or Ubuntu guest
+    run driver/dkms scripts/driver-dkms-check.sh
     scripts/e2e-tests > "$log" 2>&1
     local rc=$?
     grep -v '^#   ' "$log" | grep '^#' || true

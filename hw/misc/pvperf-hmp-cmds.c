@@ -25,6 +25,33 @@ static void hmp_pvperf_pages(Monitor *mon, const char *title,
     }
 }
 
+/*
+ * @text after @indent spaces, words wrapped to stay within 100 columns
+ * (every line of info pvperf does: an operator's terminal)
+ */
+static void hmp_pvperf_wrap(Monitor *mon, int indent, const char *text)
+{
+    g_auto(GStrv) words = g_strsplit(text, " ", -1);
+    int col = 0;
+
+    for (char **w = words; *w; w++) {
+        int len = strlen(*w);
+
+        if (col && col + 1 + len > 100) {
+            monitor_printf(mon, "\n");
+            col = 0;
+        }
+        if (!col) {
+            monitor_printf(mon, "%*s%s", indent, "", *w);
+            col = indent + len;
+        } else {
+            monitor_printf(mon, " %s", *w);
+            col += 1 + len;
+        }
+    }
+    monitor_printf(mon, "\n");
+}
+
 /* Accesses and commands, the commands wrapped to stay within 100 columns */
 static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
 {
@@ -36,11 +63,19 @@ static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
                    st->exits, st->mmio_reads, st->mmio_writes, st->io_writes);
     monitor_printf(mon, "  commands: %" PRIu64 " from command blocks, %"
                    PRIu64 " failed\n", st->block_entries, st->failed);
+    if (st->rates) {
+        const PvperfRates *r = st->rates;
+
+        monitor_printf(mon, "  now (%.1f s since the last query): %.0f exits, "
+                       "%.0f commands, %.0f overflows, %.0f interrupts per "
+                       "second\n", r->interval_ms / 1000.0, r->exits,
+                       r->commands, r->overflows, r->interrupts);
+    }
     if (st->overflows || st->throttles) {
         monitor_printf(mon, "  sampling: %" PRIu64 " overflows, %" PRIu64
                        " interrupts, %" PRIu64 " throttles; overflow to "
-                       "interrupt %" PRIu64 " us on average, %" PRIu64
-                       " us at most\n", st->overflows, st->interrupts,
+                       "interrupt\n            %" PRIu64 " us on average, %"
+                       PRIu64 " us at most\n", st->overflows, st->interrupts,
                        st->throttles, st->latency_avg_ns / 1000,
                        st->latency_max_ns / 1000);
     }
@@ -86,24 +121,27 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
     monitor_printf(mon, "          %u overflows per second and vCPU at most\n",
                    info->limits->max_sample_rate);
     monitor_printf(mon, "  catalog:\n");
-    monitor_printf(mon, "    %-3s %-24s %-10s %4s %-18s %s\n", "idx", "name",
-                   "kind", "type", "config", "status");
+    monitor_printf(mon, "    %-3s %-24s %-10s %4s %-18s %-4s %s\n", "idx",
+                   "name", "kind", "type", "config", "unit", "status");
     for (e = info->catalog; e; e = e->next) {
         const PvperfCatalogEntry *c = e->value;
 
-        monitor_printf(mon, "    %-3u %-24s %-10s %4u 0x%-16" PRIx64 " %s%s\n",
+        monitor_printf(mon, "    %-3u %-24s %-10s %4u 0x%-16" PRIx64 " %-4s %s\n",
                        c->index, c->name, PvperfEventKind_str(c->kind),
                        c->perf_type, c->perf_config,
-                       c->available ? "available" : "unavailable: ",
-                       c->available ? "" : c->reason);
+                       c->unit ? c->unit : "-",
+                       c->available ? "available" : "unavailable:");
+        if (!c->available) {
+            hmp_pvperf_wrap(mon, 8, c->reason);
+        }
     }
     hmp_pvperf_pages(mon, "count pages", info->pages, true);
     hmp_pvperf_pages(mon, "command blocks", info->blocks, false);
     monitor_printf(mon, "  open slots:%s\n", info->slots ? "" : " none");
     if (info->slots) {
-        monitor_printf(mon, "    %-4s %-4s %-20s %-6s %-7s %20s %16s %16s %s\n",
+        monitor_printf(mon, "    %-4s %-4s %-20s %-6s %-7s %16s %15s %15s\n",
                        "vCPU", "slot", "event", "leader", "enabled", "count",
-                       "enabled ns", "running ns", "last error");
+                       "enabled ns", "running ns");
     }
     for (sl = info->slots; sl; sl = sl->next) {
         const PvperfSlot *s = sl->value;
@@ -112,12 +150,15 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
         if (s->has_leader) {
             snprintf(leader, sizeof(leader), "%u", s->leader);
         }
-        monitor_printf(mon, "    %-4u %-4u %-20s %-6s %-7s %20" PRIu64
-                       " %16" PRIu64 " %16" PRIu64 " %s\n",
+        monitor_printf(mon, "    %-4u %-4u %-20s %-6s %-7s %16" PRIu64
+                       " %15" PRIu64 " %15" PRIu64 "\n",
                        s->vcpu, s->slot, s->event_name, leader,
                        s->enabled ? "yes" : "no", s->count, s->time_enabled,
-                       s->time_running,
-                       s->has_last_errno ? strerror(s->last_errno) : "-");
+                       s->time_running);
+        if (s->has_last_errno) {
+            monitor_printf(mon, "         last error: %s (errno %" PRId64
+                           ")\n", strerror(s->last_errno), s->last_errno);
+        }
         if (s->sampling) {
             const PvperfSampling *p = s->sampling;
 

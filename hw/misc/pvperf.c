@@ -181,6 +181,15 @@ typedef struct PVPerfMigSlot {
     uint64_t throttles;
 } PVPerfMigSlot;
 
+/* Counters at a query-pvperf, from which the next one's rates are */
+typedef struct PVPerfSnap {
+    int64_t ns;                 /* QEMU_CLOCK_REALTIME */
+    uint64_t exits;
+    uint64_t commands;
+    uint64_t overflows;
+    uint64_t interrupts;
+} PVPerfSnap;
+
 /* A vCPU's page state in the migration stream */
 typedef struct PVPerfMigVcpu {
     uint64_t pending;           /* overflow_pending */
@@ -250,6 +259,9 @@ struct PVPerfState {
     QEMUTimer *refresh_timer;
     QEMUBH *refresh_bh;
     uint32_t refresh_next;      /* the next vCPU of the current pass */
+
+    /* the counters at the previous query-pvperf, for its rates */
+    PVPerfSnap snap;
 
     /* migration only: the source's catalog names, page and block addresses */
     uint8_t mig_names[PVPERF_MIG_NAMES_SIZE];
@@ -2200,6 +2212,33 @@ PVPERF_SAME_KIND(HW_CACHE);
 PVPERF_SAME_KIND(RAW);
 PVPERF_SAME_KIND(OTHER);
 
+/* The rates since the previous query of this device (docs: "QMP") */
+static PvperfRates *pvperf_rates(PVPerfState *s, uint64_t exits)
+{
+    PvperfRates *r = g_new0(PvperfRates, 1);
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    uint64_t commands = 0;
+    double secs;
+
+    for (uint32_t c = 0; c < PVPERF_CMD_COUNTED; c++) {
+        commands += s->commands[c];
+    }
+    secs = MAX(now - s->snap.ns, 1) / 1e9;
+    r->interval_ms = (now - s->snap.ns) / 1000000;
+    r->exits = (exits - s->snap.exits) / secs;
+    r->commands = (commands - s->snap.commands) / secs;
+    r->overflows = (s->overflows - s->snap.overflows) / secs;
+    r->interrupts = (s->interrupts - s->snap.interrupts) / secs;
+    s->snap = (PVPerfSnap) {
+        .ns = now,
+        .exits = exits,
+        .commands = commands,
+        .overflows = s->overflows,
+        .interrupts = s->interrupts,
+    };
+    return r;
+}
+
 static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
 {
     PvperfInfo *info = g_new0(PvperfInfo, 1);
@@ -2317,6 +2356,7 @@ static PvperfInfo *pvperf_query_info(PVPerfState *s, bool with_slots)
     st->throttles = s->throttles;
     st->latency_avg_ns = s->latency_n ? s->latency_sum / s->latency_n : 0;
     st->latency_max_ns = s->latency_max;
+    st->rates = pvperf_rates(s, st->exits);
     cmd_tail = &st->commands;
     for (uint32_t c = 0; c < PVPERF_CMD_COUNTED; c++) {
         PvperfCommandCount *cc;
@@ -2815,6 +2855,7 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
         pvperf_arm_refresh(s);
     }
     pvperf_reset_cmd_regs(s);
+    s->snap.ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     s->vm_change = qemu_add_vm_change_state_handler(pvperf_vm_state_change,
                                                     s);
     migration_add_notifier(&s->mig_notifier, pvperf_mig_notify);

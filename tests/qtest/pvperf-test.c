@@ -1256,6 +1256,23 @@ static void test_qmp_no_device(void)
     qtest_quit(qts);
 }
 
+
+/* Every line of HMP output @text within @cols columns */
+static void assert_width(const char *text, size_t cols)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+
+    for (char **l = lines; *l; l++) {
+        g_autofree char *line = g_strdup(*l);
+
+        g_strchomp(line);               /* the monitor's \r */
+        if (strlen(line) > cols) {
+            g_test_message("%zu columns: '%s'", strlen(line), line);
+        }
+        g_assert_cmpuint(strlen(line), <=, cols);
+    }
+}
+
 static void test_qmp_states(void)
 {
     Fixture f;
@@ -1363,9 +1380,37 @@ static void test_qmp_states(void)
     g_assert_false(qdict_get_bool(sl, "enabled"));
     qobject_unref(info);
 
-    /* HMP shows the same */
+    /* rates: what happened since the previous query, per second */
+    qobject_unref(query_one(f.qts));
+    for (int i = 0; i < 10; i++) {
+        g_assert_cmpuint(ring(&f, PVPERF_CMD_NOP), ==, PVPERF_ST_OK);
+    }
+    g_usleep(20 * 1000);
+    info = query_one(f.qts);
+    {
+        QDict *rt = qdict_get_qdict(qdict_get_qdict(info, "stats"), "rates");
+        double secs = qdict_get_int(rt, "interval-ms") / 1000.0;
+
+        g_assert_cmpfloat(secs, >=, 0.02);
+        /* ten NOPs, each one register write (the doorbell) and no read */
+        g_assert_cmpfloat(qdict_get_double(rt, "commands") * secs, >=, 9);
+        g_assert_cmpfloat(qdict_get_double(rt, "commands") * secs, <=, 11);
+        g_assert_cmpfloat(qdict_get_double(rt, "exits"), >,
+                          qdict_get_double(rt, "commands") - 1);
+        g_assert_cmpfloat(qdict_get_double(rt, "overflows"), ==, 0);
+    }
+    qobject_unref(info);
+    info = query_one(f.qts);
+    g_assert_cmpfloat(qdict_get_double(qdict_get_qdict(qdict_get_qdict(
+                      info, "stats"), "rates"), "commands"), ==, 0);
+    qobject_unref(info);
+
+    /* HMP shows the same, within 100 columns */
     hmp = qtest_hmp(f.qts, "info pvperf");
     g_test_message("info pvperf:\n%s", hmp);
+    assert_width(hmp, 100);
+    /* the cost now: the commands since the previous query */
+    g_assert_nonnull(strstr(hmp, " s since the last query): "));
     g_assert_nonnull(strstr(hmp, "/machine/peripheral/pv0 (id pv0)"));
     g_assert_nonnull(strstr(hmp, "task-clock"));
     g_assert_nonnull(strstr(hmp, "16 slots per vCPU, 100 open slots at most "
@@ -1388,6 +1433,7 @@ static void test_qmp_states(void)
     qobject_unref(info);
     g_free(hmp);
     hmp = qtest_hmp(f.qts, "info pvperf");
+    assert_width(hmp, 100);
     g_assert_nonnull(strstr(hmp, "last host error: vCPU 0 slot 9: "
                             "perf_event_open"));
 
@@ -3419,6 +3465,7 @@ static void test_sample_query(void)
 
     hmp = qtest_hmp(f.qts, "info pvperf");
     g_test_message("info pvperf:\n%s", hmp);
+    assert_width(hmp, 100);
     line = strstr(hmp, "sampling: period ");
     g_assert_nonnull(line);
     g_assert_cmpint(sscanf(line, "sampling: period %" SCNu64 ", %" SCNu64
