@@ -44,6 +44,8 @@ suite_abi() {
     rm -rf "$t"
     # The guest driver against a newer kernel than the guest's 6.1
     run driver/build-backports-kernel scripts/driver-build-check.sh
+    # ... and against the newest the Debian archive offers (unstable)
+    run driver/build-unstable-kernel scripts/driver-unstable-check.sh
     # README's libvirt domain, against libvirt's own schema
     run libvirt/domain-xml virt-xml-validate tests/libvirt/pvperf-domain.xml domain
 }

@@ -42,10 +42,11 @@ fi
 PKGS="build-essential ccache ninja-build pkg-config python3 python3-venv
  libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev flex bison
  libpfm4-dev dpkg-dev xz-utils seabios ipxe-qemu cpio gzip busybox-static
- linux-perf kmod dwarves dkms libvirt-clients"
+ linux-perf kmod dwarves dkms libvirt-clients debootstrap"
 # (dwarves: pahole, which Linux 6.12's module build runs for BTF; see
 # scripts/driver-build-check.sh. dkms: scripts/driver-dkms-check.sh.
-# libvirt-clients: virt-xml-validate for README's libvirt domain.)
+# libvirt-clients: virt-xml-validate for README's libvirt domain.
+# debootstrap: the sid chroot of scripts/driver-unstable-check.sh.)
 # Packages wanted from bookworm-backports.
 BPO_PKGS="meson qemu-system-data"
 
