@@ -1134,12 +1134,16 @@ static int pvperf_enable_each(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
     return 0;
 }
 
-/* The reason the first slot in @mask has no host event, or 0 */
-static int pvperf_orphan_errno(PVPerfVcpu *vc, uint64_t mask)
+/*
+ * The reason the first slot in @mask has no host event (that slot in
+ * *@which), or 0
+ */
+static int pvperf_orphan_errno(PVPerfVcpu *vc, uint64_t mask, uint32_t *which)
 {
     for (uint64_t m = mask; m; m &= m - 1) {
         if (vc->slot[ctz64(m)].orphan_errno) {
-            return vc->slot[ctz64(m)].orphan_errno;
+            *which = ctz64(m);
+            return vc->slot[*which].orphan_errno;
         }
     }
     return 0;
@@ -1153,7 +1157,7 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
                                   bool enable)
 {
     uint64_t mask, touched = 0;
-    uint32_t st;
+    uint32_t st, orphan;
     PVPerfVcpu *vc;
 
     st = pvperf_mask_target(s, a, &vc, &mask);
@@ -1166,7 +1170,7 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
         uint64_t group = pvperf_is_member(sl) ? 0 : pvperf_members(vc, n);
         int err;
 
-        err = pvperf_orphan_errno(vc, group | (1ull << n));
+        err = pvperf_orphan_errno(vc, group | (1ull << n), &orphan);
         if (err) {
             /* no host event here (docs: "Migration") */
         } else if (enable && ((group | (1ull << n)) & vc->sampling)) {
@@ -1217,10 +1221,7 @@ static uint32_t pvperf_cmd_read(PVPerfState *s, const PVPerfArgs *a)
     err = pvperf_read_slots(s, vc, mask, &failed);
     if (!err) {
         /* a member without a host event here, its leader read fine */
-        for (uint64_t m = mask; m && !err; m &= m - 1) {
-            failed = ctz64(m);
-            err = vc->slot[failed].orphan_errno;
-        }
+        err = pvperf_orphan_errno(vc, mask, &failed);
     }
     return err ? pvperf_host_error(s, "read", vc->index, failed, err) :
                  PVPERF_ST_OK;
@@ -1692,14 +1693,14 @@ static uint32_t pvperf_cmd_set_period(PVPerfState *s, const PVPerfArgs *a)
                       "opened without a period\n", __func__, v, n);
         return PVPERF_ST_BAD_ARG;
     }
+    if (sl->orphan_errno) {
+        return pvperf_host_error(s, "ioctl (period)", v, n, sl->orphan_errno);
+    }
     /*
      * The overflows of the old period go into the slot's overflows first
      * (the next record written shows them), so that a guest can weigh
      * them at the old period: docs, "Interrupts"
      */
-    if (sl->orphan_errno) {
-        return pvperf_host_error(s, "ioctl (period)", v, n, sl->orphan_errno);
-    }
     pvperf_rate_account(s, vc, pvperf_drain_slot(s, vc, n));
     sl->period_base = sl->count;
     sl->first_period = false;
@@ -2475,26 +2476,17 @@ static void pvperf_mig_free_slots(PVPerfState *s)
 
 /*
  * Postcopy starts the destination before its memory has arrived: the
- * device would write count pages that are not there yet. Snapshots never
- * use postcopy, whatever the capability says (and never call the
- * migration notifiers, which set the flag).
+ * device would write count pages that are not there yet, so it refuses
+ * postcopy while slots are open. Snapshots never use postcopy, whatever
+ * the capability says, and never call the migration notifiers: only a
+ * migration that may switch to postcopy sets the flag pre_save tests.
  */
-static bool pvperf_postcopy_refused(PVPerfState *s)
-{
-    return s->mig_postcopy;
-}
-
 static int pvperf_mig_notify(NotifierWithReturn *notifier, MigrationEvent *e,
                              Error **errp)
 {
     PVPerfState *s = container_of(notifier, PVPerfState, mig_notifier);
-
     uint32_t open = s->mig_restore ? s->mig_nr_slots : s->open_slots;
 
-    /*
-     * Snapshots never call the notifiers: only a migration that may
-     * switch to postcopy sets the flag pre_save tests
-     */
     s->mig_postcopy = e->type == MIG_EVENT_PRECOPY_SETUP &&
                       migrate_postcopy_ram();
     if (s->mig_postcopy && open) {
@@ -2896,7 +2888,7 @@ static int pvperf_pre_save(void *opaque)
         pvperf_vcpu_get(s, v);              /* drops an unplugged vCPU's */
     }
     /* the notifier refused it at setup; slots opened since */
-    if ((s->open_slots || s->mig_restore) && pvperf_postcopy_refused(s)) {
+    if ((s->open_slots || s->mig_restore) && s->mig_postcopy) {
         error_report("pvperf: %u open slots cannot migrate with postcopy-ram",
                      s->mig_restore ? s->mig_nr_slots : s->open_slots);
         return -EOPNOTSUPP;
