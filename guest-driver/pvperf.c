@@ -271,8 +271,8 @@ struct pvperf_bracket {
 	bool open;
 	unsigned long gen;
 };
-static DEFINE_PER_CPU(struct pvperf_bracket, pvperf_bracket);
 
+static DEFINE_PER_CPU(struct pvperf_bracket, pvperf_bracket);
 
 /*
  * The PMU's catalog and its sysfs events/: read from the first device,
@@ -1333,6 +1333,18 @@ static int pvperf_event_init(struct perf_event *event)
 	if (is_sampling_event(event) &&
 	    (event->attr.precise_ip || has_branch_stack(event)))
 		return -EOPNOTSUPP;
+	/*
+	 * The host decides what its events count (docs/pvperf.rst): a count
+	 * cannot leave out the guest's user or kernel time. A sampling
+	 * event may leave contexts out of its samples (perf's :u and :k,
+	 * exclude_idle; see pvperf_excluded()), as Linux's own software
+	 * clocks do. exclude_hv and exclude_guest leave out no sample a
+	 * guest CPU takes in its own context; exclude_host would leave out
+	 * every one.
+	 */
+	if (event_has_any_exclude_flag(event) &&
+	    (!is_sampling_event(event) || event->attr.exclude_host))
+		return -EINVAL;
 	if (idx >= pvperf_nr_entries ||
 	    !(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
@@ -1423,6 +1435,22 @@ static void pvperf_weigh(struct pvperf_cpu *pc, u32 slot, u64 overflows)
 	pc->ovf_seen[slot] = overflows;
 	pc->weight[slot] = k && period > (S64_MAX - pc->weight[slot]) / k ?
 			   S64_MAX : pc->weight[slot] + period * k;
+}
+
+/*
+ * Does @event leave out of its samples the context @regs interrupted?
+ * Checked before pvperf_sample(): perf_tp_event() would drop a kernel
+ * context of an exclude_kernel event itself, after the count was taken
+ * back.
+ */
+static bool pvperf_excluded(struct perf_event *event, struct pt_regs *regs)
+{
+	const struct perf_event_attr *attr = &event->attr;
+
+	if (!regs || (user_mode(regs) ? attr->exclude_user :
+					attr->exclude_kernel))
+		return true;
+	return attr->exclude_idle && is_idle_task(current);
 }
 
 /*
@@ -1519,6 +1547,11 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		 * the slot's weight, which the next sample carries.
 		 */
 		pvperf_weigh(pc, slot, now.overflows);
+		/* overflows in a context the event leaves out weigh nothing */
+		if (pvperf_excluded(event, regs)) {
+			pc->weight[slot] = 0;
+			continue;
+		}
 		/*
 		 * perf never throttles these samples (see pvperf_sample()):
 		 * at most MAX_SAMPLE_RATE a second per CPU; the overflows
@@ -2415,7 +2448,7 @@ static struct pmu pvperf_pmu = {
 	.start_txn	= pvperf_start_txn,
 	.commit_txn	= pvperf_commit_txn,
 	.cancel_txn	= pvperf_cancel_txn,
-	.capabilities	= PERF_PMU_CAP_NO_EXCLUDE | PERF_PMU_CAP_NO_NMI,
+	.capabilities	= PERF_PMU_CAP_NO_NMI,
 };
 
 /* With pvperf_mutex held and no device bound */
