@@ -65,6 +65,7 @@
  * per forked child, and no limit on the tasks counted at once.
  */
 #include <linux/bitops.h>
+#include <linux/capability.h>
 #include <linux/cpu.h>
 #include <linux/atomic.h>
 #include <linux/cpuhotplug.h>
@@ -83,6 +84,7 @@
 #include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
+#include <linux/sched/clock.h>
 #include <linux/smp.h>
 #include <linux/spinlock.h>
 #include <linux/version.h>
@@ -703,6 +705,13 @@ static bool pvperf_kind_shared(u64 idx)
 	       (kind == PVPERF_KIND_SOFTWARE || kind == PVPERF_KIND_TRACEPOINT);
 }
 
+/* Does catalog entry @idx count ns (a clock: docs/pvperf.rst, "Catalog")? */
+static bool pvperf_entry_is_clock(u64 idx)
+{
+	return (pvperf_catalog[idx].info & PVPERF_INFO_UNIT_MASK) >>
+	       PVPERF_INFO_UNIT_SHIFT == PVPERF_UNIT_NS;
+}
+
 /*
  * A command of the shared-slot path: pc->lock held, IRQs off, on pc's
  * CPU, through its command block only (no lock shared with other CPUs).
@@ -1316,6 +1325,39 @@ static inline void pvperf_software_context(void)
 }
 #endif
 
+/*
+ * The exclude_* bits of an event of entry @idx. The host decides what its
+ * events count (docs/pvperf.rst): a count cannot leave out the guest's
+ * user or kernel activity. Samples can: a sampling event leaves contexts
+ * out of its samples (perf's :u and :k, exclude_idle; pvperf_excluded()).
+ * A clock's count is time, all of it, as with Linux's own task-clock:u;
+ * any other entry's count with an exclude bit would lie: -EINVAL.
+ * exclude_hv and exclude_guest leave out no sample a guest CPU takes in
+ * its own context; exclude_host would leave out every one.
+ */
+static int pvperf_check_exclude(struct perf_event *event, u64 idx)
+{
+	bool clock = pvperf_entry_is_clock(idx);
+
+	if (!event_has_any_exclude_flag(event))
+		return 0;
+	if (event->attr.exclude_host ||
+	    (!clock && !is_sampling_event(event)))
+		return -EINVAL;
+	/*
+	 * perf lets a user without kernel access (perf_event_paranoid 2)
+	 * open an event that excludes the kernel. Its samples do, but its
+	 * count, read(2) or PERF_SAMPLE_READ, is the host's, the guest
+	 * kernel's activity in it: only a clock's (time, which the user can
+	 * measure anyway) is given to such a user. An inherited child's
+	 * parent passed this check.
+	 */
+	if (event->attr.exclude_kernel && !clock && !event->parent &&
+	    !perfmon_capable())
+		return -EACCES;
+	return 0;
+}
+
 static int pvperf_event_init(struct perf_event *event)
 {
 	u64 idx = event->attr.config;
@@ -1323,6 +1365,7 @@ static int pvperf_event_init(struct perf_event *event)
 	struct pvperf_dev *pv;
 	unsigned long flags;
 	bool ok = false;
+	int ret;
 
 	if (event->attr.type != event->pmu->type)
 		return -ENOENT;
@@ -1333,21 +1376,12 @@ static int pvperf_event_init(struct perf_event *event)
 	if (is_sampling_event(event) &&
 	    (event->attr.precise_ip || has_branch_stack(event)))
 		return -EOPNOTSUPP;
-	/*
-	 * The host decides what its events count (docs/pvperf.rst): a count
-	 * cannot leave out the guest's user or kernel time. A sampling
-	 * event may leave contexts out of its samples (perf's :u and :k,
-	 * exclude_idle; see pvperf_excluded()), as Linux's own software
-	 * clocks do. exclude_hv and exclude_guest leave out no sample a
-	 * guest CPU takes in its own context; exclude_host would leave out
-	 * every one.
-	 */
-	if (event_has_any_exclude_flag(event) &&
-	    (!is_sampling_event(event) || event->attr.exclude_host))
-		return -EINVAL;
 	if (idx >= pvperf_nr_entries ||
 	    !(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
+	ret = pvperf_check_exclude(event, idx);
+	if (ret)
+		return ret;
 
 	pe = kzalloc(struct_size(pe, slot, nr_cpu_ids), GFP_KERNEL);
 	if (!pe)
@@ -1439,6 +1473,8 @@ static void pvperf_weigh(struct pvperf_cpu *pc, u32 slot, u64 overflows)
 
 /*
  * Does @event leave out of its samples the context @regs interrupted?
+ * That is where the interrupt came, not where the host's overflow was: a
+ * skid of the overflow's host delivery (docs/pvperf.rst, "Sampling").
  * Checked before pvperf_sample(): perf_tp_event() would drop a kernel
  * context of an exclude_kernel event itself, after the count was taken
  * back.
@@ -1547,9 +1583,15 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		 * the slot's weight, which the next sample carries.
 		 */
 		pvperf_weigh(pc, slot, now.overflows);
-		/* overflows in a context the event leaves out weigh nothing */
+		/*
+		 * Overflows in a context the event leaves out weigh nothing;
+		 * frequency mode measures the rate from here, not over them
+		 * (perf takes the time since the last sample for one period)
+		 */
 		if (pvperf_excluded(event, regs)) {
 			pc->weight[slot] = 0;
+			if (event->attr.freq)
+				event->hw.freq_time_stamp = local_clock();
 			continue;
 		}
 		/*
@@ -2022,8 +2064,7 @@ static void pvperf_build_events(struct device *dev)
 		 * A count of ns is shown as perf shows its own task-clock:
 		 * msec (docs/pvperf.rst, "Catalog")
 		 */
-		if ((e->info & PVPERF_INFO_UNIT_MASK) >> PVPERF_INFO_UNIT_SHIFT ==
-		    PVPERF_UNIT_NS) {
+		if (pvperf_entry_is_clock(i)) {
 			pvperf_str_attr(&pvperf_unit_attrs[n],
 					pvperf_unit_names[n],
 					sizeof(pvperf_unit_names[n]), name,
