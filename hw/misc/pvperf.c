@@ -1505,12 +1505,6 @@ static uint64_t pvperf_drain_slot(PVPerfState *s, PVPerfVcpu *vc, uint32_t n)
 }
 
 /*
- * A sampling slot of this vCPU has overflow records (its fd polls readable
- * after each, wakeup_events = 1). Runs in the main loop with the BQL:
- * drains every ring buffer of the vCPU, counts, applies the rate limit,
- * and runs the vCPU's overflow pass.
- */
-/*
  * @found new overflows of vCPU @vc, just drained: the rate limit's
  * accounting (a hold when the window is over the quota), then the budgets
  * of its slots topped up
@@ -1537,6 +1531,12 @@ static void pvperf_rate_account(PVPerfState *s, PVPerfVcpu *vc,
     }
 }
 
+/*
+ * A sampling slot of this vCPU has overflow records (its fd polls readable
+ * after each, wakeup_events = 1). Runs in the main loop with the BQL:
+ * drains every ring buffer of the vCPU, counts, applies the rate limit,
+ * and runs the vCPU's overflow pass.
+ */
 static void pvperf_sample_ready(void *opaque)
 {
     PVPerfVcpu *vc = opaque;
