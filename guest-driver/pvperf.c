@@ -212,6 +212,7 @@ struct pvperf_dev {
 	u32 nvec;			/* of them requested */
 	bool vectors;			/* MSI-X vectors allocated */
 	u32 tick_samples;		/* MAX_SAMPLE_RATE per jiffy, per CPU */
+	u64 clock_period_min;		/* see pvperf_period() */
 	/* shared-slot events of this device in existence, per catalog entry */
 	atomic_t entry_events[PVPERF_CATALOG_MAX];
 };
@@ -530,11 +531,35 @@ static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
  * The period a sampling event's slot samples with (perf's, which frequency
  * mode changes as it goes), within the ABI's bounds; 0 for counting.
  */
+/* Does catalog entry @idx count ns (a clock: docs/pvperf.rst, "Catalog")? */
+static bool pvperf_entry_is_clock(u64 idx)
+{
+	return (pvperf_catalog[idx].info & PVPERF_INFO_UNIT_MASK) >>
+	       PVPERF_INFO_UNIT_SHIFT == PVPERF_UNIT_NS;
+}
+
+/*
+ * The period a slot of @event gets. A clock's is time: one shorter than
+ * a second over MAX_SAMPLE_RATE makes its host event overflow faster than
+ * the device lets overflows through (docs/pvperf.rst, "Throttling and
+ * limits"): it takes a quota in a burst, then is held off, neither
+ * counting nor sampling, for the rest of the window, and the burst ends
+ * in about one interrupt (perf record -c 1 -e pvperf/task-clock/ got 50
+ * samples a second, and half the time). So a clock samples at most at
+ * four fifths of that rate, evenly; each sample weighs the period it
+ * covered, so perf report stays right.
+ */
 static u64 pvperf_period(struct perf_event *event)
 {
+	struct pvperf_event *pe = to_pe(event);
+	u64 period;
+
 	if (!is_sampling_event(event))
 		return 0;
-	return clamp_t(u64, event->hw.sample_period, 1, PVPERF_PERIOD_MAX);
+	period = clamp_t(u64, event->hw.sample_period, 1, PVPERF_PERIOD_MAX);
+	if (pvperf_entry_is_clock(pe->idx))
+		period = max(period, pe->pv->clock_period_min);
+	return period;
 }
 
 /*
@@ -703,13 +728,6 @@ static bool pvperf_kind_shared(u64 idx)
 
 	return READ_ONCE(shared_slots) &&
 	       (kind == PVPERF_KIND_SOFTWARE || kind == PVPERF_KIND_TRACEPOINT);
-}
-
-/* Does catalog entry @idx count ns (a clock: docs/pvperf.rst, "Catalog")? */
-static bool pvperf_entry_is_clock(u64 idx)
-{
-	return (pvperf_catalog[idx].info & PVPERF_INFO_UNIT_MASK) >>
-	       PVPERF_INFO_UNIT_SHIFT == PVPERF_UNIT_NS;
 }
 
 /*
@@ -1642,7 +1660,7 @@ static void pvperf_free_irqs(struct pvperf_dev *pv)
 static void pvperf_setup_irqs(struct pvperf_dev *pv)
 {
 	struct pci_dev *pdev = pv->pdev;
-	u32 nvec = pv_rd(pv, PVPERF_REG_NR_VECTORS), i;
+	u32 nvec = pv_rd(pv, PVPERF_REG_NR_VECTORS), rate, i;
 	int ret;
 
 	if (!(pv->features & PVPERF_F_OVERFLOW))
@@ -1651,8 +1669,9 @@ static void pvperf_setup_irqs(struct pvperf_dev *pv)
 	ret = -EOPNOTSUPP;
 	if (!IS_ENABLED(CONFIG_EVENT_TRACING))
 		goto fail;
-	pv->tick_samples = max_t(u32, pv_rd(pv, PVPERF_REG_MAX_SAMPLE_RATE) /
-				      HZ, 1);
+	rate = max_t(u32, pv_rd(pv, PVPERF_REG_MAX_SAMPLE_RATE), 1);
+	pv->tick_samples = max_t(u32, rate / HZ, 1);
+	pv->clock_period_min = DIV_ROUND_UP_ULL(NSEC_PER_SEC * 5ULL, 4ULL * rate);
 	nvec = min_t(u32, nvec, PVPERF_MSIX_VECTORS_MAX);
 	pv->vec = kcalloc(nvec, sizeof(*pv->vec), GFP_KERNEL);
 	ret = pv->vec && nvec ?
