@@ -527,10 +527,6 @@ static u32 pv_mask_cmd(struct pvperf_dev *pv, u32 cmd, u64 mask, bool try)
 	return pv_cmds(pv, &cmd, &a, 1, try);
 }
 
-/*
- * The period a sampling event's slot samples with (perf's, which frequency
- * mode changes as it goes), within the ABI's bounds; 0 for counting.
- */
 /* Does catalog entry @idx count ns (a clock: docs/pvperf.rst, "Catalog")? */
 static bool pvperf_entry_is_clock(u64 idx)
 {
@@ -539,15 +535,17 @@ static bool pvperf_entry_is_clock(u64 idx)
 }
 
 /*
- * The period a slot of @event gets. A clock's is time: one shorter than
- * a second over MAX_SAMPLE_RATE makes its host event overflow faster than
- * the device lets overflows through (docs/pvperf.rst, "Throttling and
- * limits"): it takes a quota in a burst, then is held off, neither
- * counting nor sampling, for the rest of the window, and the burst ends
- * in about one interrupt (perf record -c 1 -e pvperf/task-clock/ got 50
- * samples a second, and half the time). So a clock samples at most at
- * four fifths of that rate, evenly; each sample weighs the period it
- * covered, so perf report stays right.
+ * The period a sampling event's slot samples with (perf's, which frequency
+ * mode changes as it goes), within the ABI's bounds; 0 for counting.
+ * A clock's is time: one shorter than a second over MAX_SAMPLE_RATE makes
+ * its host event overflow faster than the device lets overflows through
+ * (docs/pvperf.rst, "Throttling and limits"): it takes a quota in a burst,
+ * then is held off, neither counting nor sampling, for the rest of the
+ * window, and the burst ends in about one interrupt (perf record -c 1 -e
+ * pvperf/task-clock/ got 50 samples a second, and half the time). So a
+ * clock samples at most at four fifths of that rate, evenly (the vCPU's
+ * only sampling slot; the limit is per vCPU); each sample weighs the
+ * period it covered, so perf report stays right.
  */
 static u64 pvperf_period(struct perf_event *event)
 {
@@ -1669,9 +1667,11 @@ static void pvperf_setup_irqs(struct pvperf_dev *pv)
 	ret = -EOPNOTSUPP;
 	if (!IS_ENABLED(CONFIG_EVENT_TRACING))
 		goto fail;
-	rate = max_t(u32, pv_rd(pv, PVPERF_REG_MAX_SAMPLE_RATE), 1);
+	/* the device's word, bounded: 1.25e9 / rate stays within 32 bits */
+	rate = clamp_t(u32, pv_rd(pv, PVPERF_REG_MAX_SAMPLE_RATE), 1,
+		       NSEC_PER_SEC);
 	pv->tick_samples = max_t(u32, rate / HZ, 1);
-	pv->clock_period_min = DIV_ROUND_UP_ULL(NSEC_PER_SEC * 5ULL, 4ULL * rate);
+	pv->clock_period_min = DIV_ROUND_UP(1250000000U, rate);
 	nvec = min_t(u32, nvec, PVPERF_MSIX_VECTORS_MAX);
 	pv->vec = kcalloc(nvec, sizeof(*pv->vec), GFP_KERNEL);
 	ret = pv->vec && nvec ?
