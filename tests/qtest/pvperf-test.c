@@ -1497,10 +1497,30 @@ static const char *wait_migration(QTestState *qts)
     return "timeout";
 }
 
+static void migrate_to_file(Fixture *f, const char *uri)
+{
+    qtest_qmp_assert_success(f->qts, "{'execute': 'migrate', 'arguments': "
+                             "{'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(f->qts), ==, "completed");
+}
+
+static void migrate_from_file(Fixture *d, const char *uri)
+{
+    qtest_qmp_assert_success(d->qts, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s}}", uri);
+    g_assert_cmpstr(wait_migration(d->qts), ==, "completed");
+}
+
+/* A path for test file @name (@ext after it) in the temporary directory */
+static char *tmp_path(const char *name, const char *ext)
+{
+    return g_strdup_printf("%s/pvperf-%s-%d%s", g_get_tmp_dir(), name,
+                           getpid(), ext);
+}
+
 static void test_migration(void)
 {
-    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-%d",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *file = tmp_path("mig", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     Fixture f, d;
     QDict *resp;
@@ -1513,9 +1533,7 @@ static void test_migration(void)
     g_assert_cmpuint(open_slot(&f, 1, 2, 0, PVPERF_NO_GROUP, 0), ==,
                      PVPERF_ST_OK);
     g_assert_cmpuint(close_slot(&f, 1, 2), ==, PVPERF_ST_OK);
-    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
-                             "{'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    migrate_to_file(&f, uri);
     /*
      * no command block, no open slot: the stream is what the previous
      * revisions read
@@ -1531,16 +1549,12 @@ static void test_migration(void)
     wr(&f, PVPERF_REG_DRIVER_FEATURES, PVPERF_F_COUNTING);
     g_assert_cmpuint(set_page(&f, 1, PAGE2_GPA), ==, PVPERF_ST_OK);
     g_assert_cmpuint(set_block(&f, 1, BLOCK_GPA), ==, PVPERF_ST_OK);
-    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
-                             "{'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    migrate_to_file(&f, uri);
     g_assert_true(stream_has(file, "pvperf/blocks"));
 
     fixture_start(&d, "events=task-clock,,page-faults",
                   "-smp 2 -m 64 -incoming defer");
-    qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
-                             "'arguments': {'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(d.qts), ==, "completed");
+    migrate_from_file(&d, uri);
     g_assert_cmpuint(rd(&d, PVPERF_REG_DRIVER_FEATURES), ==,
                      PVPERF_F_COUNTING);
     /* vCPU 1's page is known on the destination: READ needs no SET_PAGE */
@@ -2151,17 +2165,14 @@ static const char *run_state(QTestState *qts)
  */
 static void test_migration_open_anytime(void)
 {
-    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-open-%d",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *file = tmp_path("mig-open", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     Fixture f;
 
     fixture_start(&f, NULL, "-only-migratable -m 64");
     g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
                                PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
-    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
-                             "{'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    migrate_to_file(&f, uri);
     g_assert_true(stream_has(file, "pvperf/slots"));
     fixture_stop(&f);
     unlink(file);
@@ -2201,15 +2212,12 @@ static void test_migration_open_anytime(void)
  */
 static void test_migration_catalog_names(void)
 {
-    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-names-%d",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *file = tmp_path("mig-names", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     Fixture f, d;
 
     fixture_start(&f, "events=PErf::peRF_cOuNT_SW_tasK_clock", "-m 64");
-    qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', 'arguments': "
-                             "{'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(f.qts), ==, "completed");
+    migrate_to_file(&f, uri);
     fixture_start(&d, "events=PErF_COuNt_sw_cpu_clock",
                   "-m 64 -incoming defer");
     qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
@@ -2220,9 +2228,7 @@ static void test_migration_catalog_names(void)
     /* the same names load */
     fixture_start(&d, "events=PErf::peRF_cOuNT_SW_tasK_clock",
                   "-m 64 -incoming defer");
-    qtest_qmp_assert_success(d.qts, "{'execute': 'migrate-incoming', "
-                             "'arguments': {'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(d.qts), ==, "completed");
+    migrate_from_file(&d, uri);
     fixture_stop(&d);
     fixture_stop(&f);
     unlink(file);
@@ -3577,20 +3583,6 @@ static void set_capability(QTestState *qts, const char *cap)
                              "%s, 'state': true}]}}", cap);
 }
 
-static void migrate_to_file(Fixture *f, const char *uri)
-{
-    qtest_qmp_assert_success(f->qts, "{'execute': 'migrate', 'arguments': "
-                             "{'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(f->qts), ==, "completed");
-}
-
-static void migrate_from_file(Fixture *d, const char *uri)
-{
-    qtest_qmp_assert_success(d->qts, "{'execute': 'migrate-incoming', "
-                             "'arguments': {'uri': %s}}", uri);
-    g_assert_cmpstr(wait_migration(d->qts), ==, "completed");
-}
-
 /* The count query-pvperf shows for a slot: the last the device read */
 static uint64_t slot_count(Fixture *f, uint32_t vcpu, uint32_t slot)
 {
@@ -3627,8 +3619,7 @@ static void check_not_back(const char *what, Rec src, Rec dst)
  */
 static void test_migration_open_slots(void)
 {
-    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-slots-%d",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *file = tmp_path("mig-slots", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree char *args = g_strdup_printf("%s -smp 2", spin_args());
     g_autofree char *dargs = g_strdup_printf("%s -smp 2 -incoming defer",
@@ -3736,8 +3727,7 @@ static void test_migration_open_slots(void)
  */
 static void test_migration_open_refused(void)
 {
-    g_autofree char *sock = g_strdup_printf("%s/pvperf-mig-%d.sock",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *sock = tmp_path("mig", ".sock");
     g_autofree char *uri = g_strdup_printf("unix:%s", sock);
     g_autofree char *dargs = g_strdup_printf("%s -incoming defer",
                                              spin_args());
@@ -3778,8 +3768,7 @@ static void test_migration_open_refused(void)
  */
 static void test_migration_postcopy(void)
 {
-    g_autofree char *sock = g_strdup_printf("%s/pvperf-mig-pc-%d.sock",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *sock = tmp_path("mig-pc", ".sock");
     g_autofree char *uri = g_strdup_printf("unix:%s", sock);
     const char *cap = "postcopy-ram";
     Fixture f, d;
@@ -3817,8 +3806,7 @@ static void test_migration_postcopy(void)
  */
 static void test_migration_unopenable(void)
 {
-    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-emfile-%d",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *file = tmp_path("mig-emfile", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree char *dargs = g_strdup_printf("%s -S -incoming defer",
                                              spin_args());
@@ -3900,10 +3888,8 @@ static void test_migration_unopenable(void)
  */
 static void test_migration_twice_paused(void)
 {
-    g_autofree char *f1 = g_strdup_printf("%s/pvperf-mig-p1-%d",
-                                          g_get_tmp_dir(), getpid());
-    g_autofree char *f2 = g_strdup_printf("%s/pvperf-mig-p2-%d",
-                                          g_get_tmp_dir(), getpid());
+    g_autofree char *f1 = tmp_path("mig-p1", "");
+    g_autofree char *f2 = tmp_path("mig-p2", "");
     g_autofree char *u1 = g_strdup_printf("file:%s", f1);
     g_autofree char *u2 = g_strdup_printf("file:%s", f2);
     g_autofree char *paused = g_strdup_printf("%s -S -incoming defer",
@@ -3955,8 +3941,7 @@ static void test_migration_twice_paused(void)
  */
 static void test_migration_period_left(void)
 {
-    g_autofree char *file = g_strdup_printf("%s/pvperf-mig-left-%d",
-                                            g_get_tmp_dir(), getpid());
+    g_autofree char *file = tmp_path("mig-left", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree char *dargs = g_strdup_printf("%s -incoming defer",
                                              spin_args());
@@ -4012,8 +3997,7 @@ static void test_migration_period_left(void)
  */
 static void test_migration_savevm(void)
 {
-    g_autofree char *img = g_strdup_printf("%s/pvperf-snap-%d.qcow2",
-                                           g_get_tmp_dir(), getpid());
+    g_autofree char *img = tmp_path("snap", ".qcow2");
     g_autofree char *out = NULL;
     Fixture f;
     Rec snap, now, later;
