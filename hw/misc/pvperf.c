@@ -2748,12 +2748,11 @@ static void pvperf_restore(PVPerfState *s)
     }
     for (uint32_t v = 0; v < s->nr_vcpus; v++) {
         PVPerfVcpu *vc = pvperf_vcpu_get(s, v);
+        uint64_t samplers = 0;
 
         if (!vc) {
             continue;
         }
-        uint64_t samplers = 0;
-
         for (uint32_t n = 0; n < PVPERF_SLOTS_MAX; n++) {
             /* even: no write in progress, whatever the stream says */
             vc->slot[n].seq = s->mig_vcpus[v].seq[n] & ~1u;
