@@ -3122,10 +3122,7 @@ static const VMStateDescription vmstate_pvperf_mig_vcpu = {
 /* A stream that repeats the subsection must not leak the first copy */
 static int pvperf_slots_pre_load(void *opaque)
 {
-    PVPerfState *s = opaque;
-
-    g_clear_pointer(&s->mig_slots, g_free);
-    g_clear_pointer(&s->mig_vcpus, g_free);
+    pvperf_mig_free_slots(opaque);
     return 0;
 }
 
