@@ -203,6 +203,7 @@ struct pvperf_dev {
 	raw_spinlock_t lock;		/* see "Locking" above */
 	enum pvperf_state state;
 	unsigned int refs;		/* the binding, and each perf event */
+	u32 version;			/* VERSION, read at probe */
 	u32 features;
 	u32 slots_per_vcpu;
 	u32 refresh_ms;			/* REFRESH_MS: the device's refresh */
@@ -2120,7 +2121,7 @@ static void pvperf_read_entry(struct pvperf_dev *pv, u32 i,
 	 * Devices before ABI 1.3 say no unit: the software clocks count ns
 	 * all the same (the rule docs/pvperf.rst gives for them)
 	 */
-	if (PVPERF_VERSION_MINOR_OF(pv_rd(pv, PVPERF_REG_VERSION)) < 3 &&
+	if (PVPERF_VERSION_MINOR_OF(pv->version) < 3 &&
 	    (e->info & PVPERF_INFO_KIND_MASK) == PVPERF_KIND_SOFTWARE &&
 	    (!strcmp(e->name, "task-clock") || !strcmp(e->name, "cpu-clock")))
 		e->info |= PVPERF_UNIT_NS << PVPERF_INFO_UNIT_SHIFT;
@@ -2540,6 +2541,7 @@ static int pvperf_setup(struct pci_dev *pdev)
 
 	magic = pv_rd(pv, PVPERF_REG_MAGIC);
 	version = pv_rd(pv, PVPERF_REG_VERSION);
+	pv->version = version;
 	if (magic != PVPERF_MAGIC) {
 		dev_err(dev, "bad magic 0x%08x: not a pvperf device\n", magic);
 		ret = -ENODEV;
