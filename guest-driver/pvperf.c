@@ -75,6 +75,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/math64.h>
 #include <linux/module.h>
+#include <linux/nospec.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/percpu.h>
@@ -95,6 +96,9 @@
 #define PVPERF_KNOWN_FEATURES \
 	(PVPERF_F_COUNTING | PVPERF_F_GROUPS | PVPERF_F_IO_DOORBELL | \
 	 PVPERF_F_CMD_BLOCK | PVPERF_F_OVERFLOW)
+
+/* attr.config: the catalog index, the format's event field */
+#define PVPERF_CONFIG_MASK	GENMASK_ULL(15, 0)
 
 /* hwc->state bit: started inside a transaction, not yet enabled */
 #define PVPERF_HES_PENDING	PERF_HES_ARCH
@@ -144,6 +148,13 @@ struct pvperf_cpu {
 	struct perf_event *owner[PVPERF_SLOTS_MAX];
 	/* this CPU only, IRQs off */
 	bool ready;			/* page registered, slots in step */
+	/*
+	 * The page may be read: registered with the device, which writes it.
+	 * Every read of it checks this on its CPU with IRQs off, and pause
+	 * and remove clear it there (pvperf_cpu_quiesce(), by IPI) before the
+	 * page can go: no reader is left once the IPIs are done.
+	 */
+	bool page_live;
 	struct perf_event *active[PVPERF_SLOTS_MAX];	/* added here */
 	/*
 	 * Shared slots (software and tracepoint entries, see "Shared slots"
@@ -153,7 +164,7 @@ struct pvperf_cpu {
 	raw_spinlock_t lock;
 	u64 sused;			/* the shared slots */
 	u8 shared[PVPERF_CATALOG_MAX];	/* entry's shared slot + 1, 0 = none */
-	u16 srefs[PVPERF_CATALOG_MAX];	/* events added here on it */
+	unsigned int srefs[PVPERF_CATALOG_MAX];	/* events added here on it */
 	struct list_head sactive;	/* shared events added here */
 	unsigned long fresh_gen;	/* bracket in which the records were read */
 	unsigned long failed_gen;	/* bracket whose all-slot READ failed */
@@ -165,6 +176,12 @@ struct pvperf_cpu {
 	 */
 	u64 period[PVPERF_SLOTS_MAX];
 	u64 ovf_seen[PVPERF_SLOTS_MAX];
+	/*
+	 * Sampling slots added here and not enabled since: the overflows
+	 * their record holds at the next ENABLE are from before (see
+	 * pvperf_rebase_overflows()). This CPU, IRQs off.
+	 */
+	u64 since_add;
 	/* events the overflows seen and not sampled yet stand for */
 	u64 weight[PVPERF_SLOTS_MAX];
 	/* samples taken in this jiffy (this CPU, IRQs off) */
@@ -230,6 +247,12 @@ struct pvperf_event {
 	/* a shared-slot event: under its CPU's pc->lock while added there */
 	bool shared;
 	bool based;			/* prev_count is the slot's count then */
+	/*
+	 * perf stopped it from NMI (a throttled group, Linux >= 6.16):
+	 * nothing was sent to the device, the slot still counts; the next
+	 * start or stop outside NMI settles it (see pvperf_stop()).
+	 */
+	bool nmi_stopped;
 	u8 sslot;			/* the shared slot + 1 while added */
 	struct list_head snode;		/* in pc->sactive while added */
 	u8 slot[];			/* slot + 1 on each CPU, 0 = none */
@@ -257,14 +280,15 @@ MODULE_PARM_DESC(read_staleness_ms,
 		 "reads use the count page, no exit, if the device refreshes it at least every N ms (0: never)");
 
 /*
- * Linux < 6.2: join perf's hardware task context, so that perf brackets a
- * context switch with pvperf's pmu_disable/enable, when no PMU has it
- * (pvperf_choose_context()). From 6.2 it changes nothing.
+ * Join perf's hardware task context (pvperf_choose_context()): from
+ * Linux 6.2 always, before only where no hardware PMU has it. 0 keeps
+ * pvperf in the software context: for tests and benchmarks of that path
+ * (the one a Linux < 6.2 guest with a hardware vPMU takes), not policy.
  */
 static int hw_context = -1;
 module_param(hw_context, int, 0444);
 MODULE_PARM_DESC(hw_context,
-		 "Linux < 6.2: 0 stay in perf's software task context; any other value: join the hardware one when no hardware PMU has it (default)");
+		 "0: stay in perf's software task context (tests); any other value: join the hardware one (Linux >= 6.2), or on Linux < 6.2 where no hardware PMU has it (default)");
 
 /*
  * perf's pmu_disable/pmu_enable bracket on this CPU: inside it, the first
@@ -624,8 +648,10 @@ static bool pv_read_record(struct pvperf_cpu *pc, u32 slot,
 	const struct pvperf_slot_record *rec = (void *)pc->page +
 					       PVPERF_SLOT_RECORD_OFFSET(slot);
 	unsigned int tries;
-	u32 s1, s2;
+	u32 s1, s2 = 0;
 
+	if (!pc->page_live)
+		return false;
 	for (tries = 0; tries < PVPERF_SEQ_TRIES; tries++) {
 		s1 = pv_le32(&rec->seq);
 		virt_rmb();	/* pairs with the host's barrier after seq++ */
@@ -660,14 +686,20 @@ static void pvperf_store_prev(struct perf_event *event,
  * Start counting the event's deltas from what the slot's record says now.
  * If it cannot be read, the next update starts them from what it reads.
  */
+static void pvperf_rebase_overflows(struct perf_event *event,
+				    struct pvperf_cpu *pc,
+				    const struct pvperf_snap *now);
+
 static void pvperf_set_prev(struct perf_event *event, struct pvperf_cpu *pc)
 {
 	struct pvperf_snap now;
 
-	if (pv_read_record(pc, event->hw.idx, &now))
+	if (pv_read_record(pc, event->hw.idx, &now)) {
 		pvperf_store_prev(event, &now);
-	else
+		pvperf_rebase_overflows(event, pc, &now);
+	} else {
 		to_pe(event)->rebase = true;
+	}
 }
 
 /*
@@ -833,6 +865,9 @@ static int pvperf_shared_get(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 	u32 st;
 
 	lockdep_assert_held(&pc->lock);
+	/* paused or removed: what shared[] says is not to be used now */
+	if (!pc->ready)
+		return -ENODEV;
 	if (pc->shared[idx])
 		return pc->shared[idx] - 1;
 	free = all & ~(pc->used | pc->sused);
@@ -1327,9 +1362,20 @@ static inline void pvperf_pin(struct perf_event *event)
 {
 }
 
-/* From Linux 6.2 perf brackets each PMU's part of a task context */
+/*
+ * From Linux 6.2 PMUs share perf's hardware task context, each with a
+ * part of it of its own (and its own pmu_disable/enable bracket): pvperf
+ * joins it unless hw_context=0. There, as for any hardware PMU, an add()
+ * that fails (no slot free) makes perf rotate the events; no group mixes
+ * pvperf with another PMU's hardware events (so perf never stops a pvperf
+ * event from its PMI); and perf holds the group's context mutex across
+ * event_init, which pvperf_validate_group() relies on. The software
+ * context assumes its events never fail to schedule.
+ */
 static inline void pvperf_choose_context(void)
 {
+	if (hw_context)
+		pvperf_pmu.task_ctx_nr = perf_hw_context;
 }
 
 static inline bool pvperf_context_ok(void)
@@ -1339,8 +1385,26 @@ static inline bool pvperf_context_ok(void)
 
 static inline void pvperf_software_context(void)
 {
+	pvperf_pmu.task_ctx_nr = perf_sw_context;
 }
 #endif
+
+/*
+ * May the opener of @event see the kernel's activity? perf's own rule
+ * (perf_event_paranoid, and the LSM hook) where the kernel exports it,
+ * Linux 6.12 on; before, CAP_PERFMON, which is stricter at paranoid <= 1.
+ * The attr argument went in 6.14 (6.12 has it, 7.2 has not).
+ */
+static int pvperf_allow_kernel(struct perf_event *event)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+	return perf_allow_kernel();
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+	return perf_allow_kernel(&event->attr);
+#else
+	return perfmon_capable() ? 0 : -EACCES;
+#endif
+}
 
 /*
  * The exclude_* bits of an event of entry @idx. The host decides what its
@@ -1369,10 +1433,78 @@ static int pvperf_check_exclude(struct perf_event *event, u64 idx)
 	 * measure anyway) is given to such a user. An inherited child's
 	 * parent passed this check.
 	 */
-	if (event->attr.exclude_kernel && !clock && !event->parent &&
-	    !perfmon_capable())
-		return -EACCES;
+	if (event->attr.exclude_kernel && !clock && !event->parent)
+		return pvperf_allow_kernel(event);
 	return 0;
+}
+
+/*
+ * A clock samples time: like Linux's own cpu-clock and task-clock
+ * (perf_swevent_init_hrtimer()), a frequency becomes the fixed period
+ * it stands for, once. Frequency mode would move the period at every
+ * tick from a rate measured over coalesced, delayed overflows (the
+ * samples of a short program went astray), at two exits per tick.
+ */
+static void pvperf_fixed_clock_period(struct perf_event *event, u64 idx)
+{
+	struct hw_perf_event *hwc = &event->hw;
+
+	if (!is_sampling_event(event) || !event->attr.freq ||
+	    !pvperf_entry_is_clock(idx))
+		return;
+	event->attr.sample_period =
+		max_t(u64, NSEC_PER_SEC / event->attr.sample_freq, 1);
+	event->attr.freq = 0;
+	hwc->sample_period = event->attr.sample_period;
+	hwc->last_period = hwc->sample_period;
+	local64_set(&hwc->period_left, hwc->sample_period);
+}
+
+/*
+ * Does a pvperf event of entry @idx own its slots (rather than count on
+ * the CPU's shared slot of its entry)?
+ */
+static bool pvperf_owns_slots(struct perf_event *event, u64 idx)
+{
+	return is_sampling_event(event) || !pvperf_kind_shared(idx);
+}
+
+/* One member of @event's group: another PMU's must be a software event */
+static bool pvperf_member_ok(struct perf_event *member, unsigned int *slots)
+{
+	if (member->pmu != &pvperf_pmu)
+		return is_software_event(member);
+	if (pvperf_owns_slots(member, to_pe(member)->idx))
+		(*slots)++;
+	return true;
+}
+
+/*
+ * As arm_pmu's validate_group(): a group that mixes pvperf with another
+ * PMU's hardware events, or needs more of a CPU's slots than there are,
+ * could never be scheduled as one: -EINVAL at open. The siblings are
+ * walked where perf holds the leader's context mutex for event_init
+ * (every context but the software one); in the software context (Linux
+ * < 6.2 beside a hardware PMU, or hw_context=0) only the leader is
+ * checked.
+ */
+static int pvperf_validate_group(struct perf_event *event, u32 limit)
+{
+	struct perf_event *leader = event->group_leader, *sibling;
+	unsigned int slots = 0;
+
+	if (leader == event)
+		return 0;
+	if (!pvperf_member_ok(leader, &slots))
+		return -EINVAL;
+	if (pvperf_pmu.task_ctx_nr != perf_sw_context) {
+		for_each_sibling_event(sibling, leader)
+			if (!pvperf_member_ok(sibling, &slots))
+				return -EINVAL;
+	}
+	if (pvperf_owns_slots(event, event->attr.config))
+		slots++;
+	return slots > limit ? -EINVAL : 0;
 }
 
 static int pvperf_event_init(struct perf_event *event)
@@ -1386,15 +1518,20 @@ static int pvperf_event_init(struct perf_event *event)
 
 	if (event->attr.type != event->pmu->type)
 		return -ENOENT;
+	/* only the format's event field (config:0-15) means anything */
+	if ((idx & ~PVPERF_CONFIG_MASK) || event->attr.config1 ||
+	    event->attr.config2)
+		return -EINVAL;
 	/*
 	 * The sample is taken after the host's overflow, not at it: nothing
 	 * precise; and there is no branch stack
 	 */
-	if (is_sampling_event(event) &&
-	    (event->attr.precise_ip || has_branch_stack(event)))
+	if (event->attr.precise_ip || has_branch_stack(event))
 		return -EOPNOTSUPP;
-	if (idx >= pvperf_nr_entries ||
-	    !(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
+	if (idx >= pvperf_nr_entries)
+		return -ENOENT;
+	idx = array_index_nospec(idx, (u64)pvperf_nr_entries);
+	if (!(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
 	ret = pvperf_check_exclude(event, idx);
 	if (ret)
@@ -1431,11 +1568,17 @@ static int pvperf_event_init(struct perf_event *event)
 	 * child of an event perf inherits at a fork (after remove() freed
 	 * the vectors: failing it would fail the fork)
 	 */
-	if (is_sampling_event(event) && !pv->nvec && !event->parent) {
+	ret = 0;
+	if (is_sampling_event(event) && !pv->nvec && !event->parent)
+		ret = -EOPNOTSUPP;
+	else if (!event->parent)	/* a child's group is its parent's */
+		ret = pvperf_validate_group(event, pv->slots_per_vcpu);
+	if (ret) {
 		kfree(pe);
 		pvperf_put(pv);
-		return -EOPNOTSUPP;
+		return ret;
 	}
+	pvperf_fixed_clock_period(event, idx);
 
 	pe->pv = pv;
 	pe->event = event;
@@ -1486,6 +1629,42 @@ static void pvperf_weigh(struct pvperf_cpu *pc, u32 slot, u64 overflows)
 	pc->ovf_seen[slot] = overflows;
 	pc->weight[slot] = k && period > (S64_MAX - pc->weight[slot]) / k ?
 			   S64_MAX : pc->weight[slot] + period * k;
+}
+
+/* @n samples perf will never see (PERF_FORMAT_LOST, perf's lost samples) */
+static void pvperf_lost(struct perf_event *event, u64 n)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 0, 0)
+	atomic64_add(n, &event->lost_samples);
+#endif
+}
+
+/*
+ * After the ENABLE that starts a sampling slot added since its last run
+ * here (since_add): ENABLE drained the host's buffer, so the overflows
+ * the record holds beyond those seen were taken in that last run, and
+ * reached the page after the event had left this CPU. No interrupt can
+ * sample them where they happened any more: they are counted lost, with
+ * the weight a capped interrupt left over, and sampling starts here.
+ */
+static void pvperf_rebase_overflows(struct perf_event *event,
+				    struct pvperf_cpu *pc,
+				    const struct pvperf_snap *now)
+{
+	u32 slot = event->hw.idx;
+	u64 lost = 0;
+
+	if (!to_pe(event)->sampling || !(pc->since_add & BIT_ULL(slot)))
+		return;
+	pc->since_add &= ~BIT_ULL(slot);
+	if (now->overflows > pc->ovf_seen[slot])
+		lost = now->overflows - pc->ovf_seen[slot];
+	if (!lost && pc->weight[slot])
+		lost = 1;
+	pc->ovf_seen[slot] = now->overflows;
+	pc->weight[slot] = 0;
+	if (lost)
+		pvperf_lost(event, lost);
 }
 
 /*
@@ -1568,11 +1747,12 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 	struct pvperf_dev *pv = vec->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct pt_regs *regs = get_irq_regs();
+	irqreturn_t ret = IRQ_NONE;
 	u64 m;
 
 	/* a vector that is not this CPU's (affinity changing): not ours */
 	if (!pc->ready || pc->vcpu != vec->vcpu)
-		return IRQ_HANDLED;
+		return IRQ_NONE;
 	if (pc->sample_jiffy != jiffies) {
 		pc->sample_jiffy = jiffies;
 		pc->samples = 0;
@@ -1582,10 +1762,18 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		struct perf_event *event = pc->active[slot];
 		struct pvperf_snap now;
 
-		if (!event || !to_pe(event)->sampling || event->hw.state ||
-		    !pv_read_record(pc, slot, &now) ||
+		if (!pv_read_record(pc, slot, &now) ||
 		    (now.flags & (PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING)) !=
 		    (PVPERF_SLOT_OPEN | PVPERF_SLOT_SAMPLING))
+			continue;
+		/*
+		 * News of a slot whose event is not running here (it left
+		 * this CPU after the overflow) are this interrupt's all the
+		 * same: its next ENABLE counts them (pvperf_rebase_overflows)
+		 */
+		if (now.overflows != pc->ovf_seen[slot])
+			ret = IRQ_HANDLED;
+		if (!event || !to_pe(event)->sampling || event->hw.state)
 			continue;
 		pvperf_account(event, &now);
 		if (now.overflows < pc->ovf_seen[slot]) {
@@ -1622,7 +1810,7 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		pvperf_sample(event, pc->weight[slot], regs);
 		pc->weight[slot] = 0;
 	}
-	return IRQ_HANDLED;
+	return ret;
 }
 
 /* Point each vCPU's vector at the CPU that runs it (process context) */
@@ -1799,10 +1987,17 @@ static int pvperf_enable(struct perf_event *event)
 			pvperf_weigh(pc, hwc->idx, rec.overflows);
 		pc->period[hwc->idx] = period;
 	}
-	if (st == PVPERF_ST_OK)
+	if (st == PVPERF_ST_OK) {
 		pvperf_set_prev(event, pc);
-	else if (st != PVPERF_ST_NODEV)
+	} else if (st != PVPERF_ST_NODEV) {
+		/*
+		 * Did SET_PERIOD run before ENABLE failed? Not known: the
+		 * next start sends the period again. The event stays stopped.
+		 */
+		if (n == 2)
+			pc->period[hwc->idx] = 0;
 		return pv_errno(st);
+	}
 	hwc->state = 0;
 	return 0;
 }
@@ -1811,6 +2006,18 @@ static void pvperf_start(struct perf_event *event, int flags)
 {
 	struct pvperf_dev *pv = to_pe(event)->pv;
 
+	/*
+	 * Stopped from NMI, its slot never stopped: it goes on as it was.
+	 * perf restarts throttled events from the tick, never from NMI; a
+	 * start that did come from NMI could not reach the device: left.
+	 */
+	if (to_pe(event)->nmi_stopped) {
+		to_pe(event)->nmi_stopped = false;
+		event->hw.state = 0;
+		return;
+	}
+	if (in_nmi())
+		return;
 	if (to_pe(event)->shared) {
 		struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 		unsigned long irqflags;
@@ -1824,16 +2031,37 @@ static void pvperf_start(struct perf_event *event, int flags)
 	pvperf_enable(event);
 }
 
+/*
+ * Stop counting. From Linux 6.16 perf stops every member of a throttled
+ * group from the PMI, an NMI, which may have come in the middle of any
+ * pvperf callback on this CPU (holding its locks, using its command
+ * block): from NMI the event is only marked stopped, and its slot left
+ * counting until the next start or stop (see nmi_stopped). In perf's
+ * hardware context (the default, see pvperf_choose_context()) a pvperf
+ * event has no hardware PMU's event in its group, and this never comes
+ * from NMI.
+ */
 static void pvperf_stop(struct perf_event *event, int flags)
 {
-	struct pvperf_dev *pv = to_pe(event)->pv;
+	struct pvperf_event *pe = to_pe(event);
+	struct pvperf_dev *pv = pe->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
-	bool running = !hwc->state;
+	bool running = !hwc->state || pe->nmi_stopped;
 
-	if (to_pe(event)->shared) {
+	if (in_nmi()) {
+		if (!hwc->state) {
+			hwc->state = PERF_HES_STOPPED;
+			pe->nmi_stopped = true;
+		}
+		return;
+	}
+	pe->nmi_stopped = false;
+	if (pe->shared) {
 		unsigned long irqflags;
 
+		if (running)
+			hwc->state = 0;	/* pvperf_shared_stop() takes it */
 		raw_spin_lock_irqsave(&pc->lock, irqflags);
 		pvperf_shared_stop(pv, pc, event);
 		raw_spin_unlock_irqrestore(&pc->lock, irqflags);
@@ -1841,13 +2069,21 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	}
 	if (hwc->state & PVPERF_HES_PENDING)
 		this_cpu_ptr(&pvperf_txn)->mask &= ~BIT_ULL(hwc->idx);
-	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
-	if (!running || !pc->ready)
+	if (!running || !pc->ready) {
+		/* nothing runs on the device: the count is as it will stay */
+		hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 		return;
-	/* DISABLE leaves the final count in the page */
+	}
+	/*
+	 * DISABLE leaves the final count in the page. If it fails, the
+	 * event is stopped for perf, but its count is not up to date.
+	 */
+	hwc->state = PERF_HES_STOPPED;
 	if (pv_mask_cmd(pv, PVPERF_CMD_DISABLE, BIT_ULL(hwc->idx), false) ==
-	    PVPERF_ST_OK)
+	    PVPERF_ST_OK) {
 		pvperf_update(event, pc);
+		hwc->state |= PERF_HES_UPTODATE;
+	}
 }
 
 static int pvperf_add(struct perf_event *event, int flags)
@@ -1855,25 +2091,35 @@ static int pvperf_add(struct perf_event *event, int flags)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
-	struct pvperf_snap rec;
 	int slot, ret;
 
 	if (to_pe(event)->shared)
 		return pvperf_shared_add(pv, event, flags);
 	slot = pvperf_get_slot(pv, event);
+	if (slot == -ENODEV && READ_ONCE(pv->state) == PVPERF_GONE) {
+		/*
+		 * A removed device's event without a slot here (an inherited
+		 * child, or a CPU it never ran on): it is added, keeps its
+		 * frozen count, and touches nothing. Failing it would leave
+		 * perf's times running ahead of it and scale its count up.
+		 */
+		hwc->idx = -1;
+		hwc->state = flags & PERF_EF_START ? 0 :
+			     PERF_HES_STOPPED | PERF_HES_UPTODATE;
+		return 0;
+	}
 	if (slot < 0)
 		return slot;
 	hwc->idx = slot;
 	hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 	pc->active[slot] = event;
 	/*
-	 * Overflows from before the event is added here are not its to
-	 * sample (another task ran, or it ran elsewhere): only later ones.
+	 * The overflows of the event's last run here that its record shows
+	 * by the next ENABLE (which drains the host's buffer) are counted
+	 * lost there, not sampled now, away from where they happened
 	 */
-	if (to_pe(event)->sampling && pv_read_record(pc, slot, &rec)) {
-		pc->ovf_seen[slot] = rec.overflows;
-		pc->weight[slot] = 0;
-	}
+	if (to_pe(event)->sampling)
+		pc->since_add |= BIT_ULL(slot);
 	if (flags & PERF_EF_START) {
 		ret = pvperf_enable(event);
 		if (ret) {
@@ -1894,7 +2140,10 @@ static void pvperf_del(struct perf_event *event, int flags)
 		return;
 	}
 	pvperf_stop(event, PERF_EF_UPDATE);
-	pc->active[event->hw.idx] = NULL;
+	if (event->hw.idx >= 0) {
+		pc->active[event->hw.idx] = NULL;
+		pc->since_add &= ~BIT_ULL(event->hw.idx);
+	}
 }
 
 /*
@@ -2189,6 +2438,7 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 	    pv_set_block_locked(pv, PVPERF_VCPU_SELF, pc->block_dma) ==
 	    PVPERF_ST_OK)
 		pc->block_ready = true;
+	pc->page_live = false;
 	st = pv_set_page_locked(pv, PVPERF_VCPU_SELF, pc->page_dma);
 	if (st != PVPERF_ST_OK)
 		goto unlock;
@@ -2196,6 +2446,7 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 		st = PVPERF_ST_BAD_ADDRESS;
 		goto unlock;
 	}
+	pc->page_live = true;
 	pc->vcpu = pv_le32(&pc->page->vcpu);
 	/*
 	 * SET_PAGE wrote every record, so the page says which slots the
@@ -2257,8 +2508,10 @@ static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
 	u32 st;
 
 	lockdep_assert_irqs_disabled();
-	if (!pc->ready)
+	if (!pc->ready) {
+		pc->page_live = false;
 		return;
+	}
 	raw_spin_lock(&pv->lock);
 	raw_spin_lock(&pc->lock);
 	pvperf_shared_quiesce(pv, pc);
@@ -2275,10 +2528,11 @@ static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
 	}
 	raw_spin_unlock(&pc->lock);
 	raw_spin_unlock(&pv->lock);
-	if (st != PVPERF_ST_OK)
-		return;
-	for (m = running; m; m &= m - 1)
-		pvperf_update(pc->active[__ffs64(m)], pc);
+	if (st == PVPERF_ST_OK)
+		for (m = running; m; m &= m - 1)
+			pvperf_update(pc->active[__ffs64(m)], pc);
+	/* the last read of the page until a sync registers it again */
+	pc->page_live = false;
 }
 
 static int pvperf_cpu_online(unsigned int cpu, struct hlist_node *node)
@@ -2619,6 +2873,9 @@ static int pvperf_setup(struct pci_dev *pdev)
 		if (!ret && !pvperf_context_ok()) {
 			/* another PMU holds the hardware context after all */
 			perf_pmu_unregister(&pvperf_pmu);
+			ret = -EBUSY;
+		}
+		if (ret && pvperf_pmu.task_ctx_nr == perf_hw_context) {
 			pvperf_software_context();
 			ret = perf_pmu_register(&pvperf_pmu, DRV_NAME, -1);
 		}
