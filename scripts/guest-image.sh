@@ -5,17 +5,28 @@
 #   - guest-driver/pvperf.ko, built against the matching linux-headers
 #   - busybox-static, linux-perf and the libraries ldd names
 # into $PVPERF_CACHE/guest/{vmlinuz,initrd.cpio.gz}. Idempotent.
+#
+# usage: guest-image.sh [bookworm|backports]
+#   bookworm   Debian 12's kernel (6.1), into $PVPERF_CACHE/guest (default)
+#   backports  bookworm-backports' kernel (6.12), into .../guest-backports;
+#              the module is built against the headers that
+#              scripts/driver-build-check.sh unpacks (dpkg -x)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${PVPERF_CACHE:-/var/cache/pvperf}
-out="$cache/guest"
+flavour=${1:-bookworm}
 log() { printf 'guest-image: %s\n' "$*" >&2; }
 die() { printf 'guest-image: error: %s\n' "$*" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
+case "$flavour" in
+bookworm) out="$cache/guest"; suite=() ;;
+backports) out="$cache/guest-backports"; suite=(-t bookworm-backports) ;;
+*) die "unknown kernel '$flavour' (bookworm or backports)" ;;
+esac
 # The guest kernel ABI that linux-image-amd64 points at, e.g. 6.1.0-56-amd64
-abi=$(apt-cache depends linux-image-amd64 2>/dev/null |
+abi=$(apt-cache depends "${suite[@]}" linux-image-amd64 2>/dev/null |
       sed -n '0,/.*Depends: linux-image-\(.*-amd64\)$/s//\1/p')
 [ -n "$abi" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
 mkdir -p "$out/debs"
@@ -23,7 +34,7 @@ mkdir -p "$out/debs"
 # 1. Kernel, unpacked only.
 if [ ! -f "$out/kernel-$abi/boot/vmlinuz-$abi" ]; then
     log "fetching linux-image-$abi (dpkg -x, not installed)"
-    (cd "$out/debs" && apt-get download -qq "linux-image-$abi" >/dev/null 2>&1) ||
+    (cd "$out/debs" && apt-get download -qq "${suite[@]}" "linux-image-$abi" >/dev/null 2>&1) ||
         die "apt-get download linux-image-$abi failed"
     rm -rf "$out/kernel-$abi"
     dpkg -x "$out"/debs/linux-image-"$abi"_*.deb "$out/kernel-$abi"
@@ -31,7 +42,14 @@ fi
 ln -sfn "kernel-$abi/boot/vmlinuz-$abi" "$out/vmlinuz"
 
 # 2. Headers on the host (files in /usr/src only) and the module.
-kdir="/usr/src/linux-headers-$abi"
+if [ "$flavour" = backports ]; then
+    # unpacked under the cache, never installed: its kbuild is 6.12's
+    "$top/scripts/driver-build-check.sh" >/dev/null
+    kdir="$cache/kheaders-${abi%-amd64}/usr/src/linux-headers-$abi"
+    [ -f "$kdir/Makefile" ] || die "no headers for $abi in $kdir"
+else
+    kdir="/usr/src/linux-headers-$abi"
+fi
 if [ ! -f "$kdir/Makefile" ]; then
     log "installing linux-headers-$abi to build the guest driver"
     apt-get install -y -qq --no-install-recommends "linux-headers-$abi" >/dev/null
@@ -47,7 +65,7 @@ make -s -C "$kdir" M="$out/driver" ccflags-y="-I$out/include -Werror" modules \
 grep -E 'warning|error' "$out/driver/build.log" | grep -v 'Skipping BTF' >&2 || true
 
 # 3. initramfs: busybox, perf and its libraries, the module, /init.
-for p in busybox-static linux-perf; do
+for p in busybox-static linux-perf trinity; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
         apt-get install -y -qq --no-install-recommends "$p" >/dev/null
 done
@@ -56,7 +74,9 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,root,etc,lib/modules,usr/bin}
 cp /bin/busybox "$root/bin/busybox"
 cp /usr/bin/perf "$root/usr/bin/perf"
-for lib in $(ldd /usr/bin/perf | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
+# the syscall fuzzer of the driver's checks (e2e/linux-*/fuzz)
+cp /usr/bin/trinity "$root/usr/bin/trinity"
+for lib in $(ldd /usr/bin/perf /usr/bin/trinity | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u); do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
 done

@@ -22,6 +22,16 @@ import pvperf_qmp
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("PVPERF_CACHE", "/var/cache/pvperf")
 GUEST = os.path.join(CACHE, "guest")
+# the guest kernels scripts/guest-image.sh builds images for: name -> dir
+KERNELS = {"bookworm": GUEST,
+           "backports": os.path.join(CACHE, "guest-backports")}
+
+
+def kernel_release(kernel="bookworm"):
+    """The release of a guest image's kernel (6.1.0-57-amd64), or None."""
+    link = os.path.join(KERNELS[kernel], "vmlinuz")
+    name = os.path.basename(os.path.realpath(link))
+    return name[len("vmlinuz-"):] if name.startswith("vmlinuz-") else None
 QEMU = os.path.join(TOP, "build/qemu/qemu-system-x86_64")
 
 
@@ -46,8 +56,10 @@ def cpio_with(files):
 
 class Guest:
     def __init__(self, script, accel, device="pvperf", smp=2, mem=1024,
-                 timeout=300, log_path=None, on_mark=None, extra=(), pre=()):
+                 timeout=300, log_path=None, on_mark=None, extra=(), pre=(),
+                 kernel="bookworm"):
         self.script = script
+        self.guest = KERNELS[kernel]     # the image: kernel and initramfs
         self.accel = accel
         self.device = device
         self.smp = smp
@@ -81,7 +93,7 @@ class Guest:
         return [QEMU, "-machine", "pc"] + accel + [
             "-smp", str(self.smp), "-m", str(self.mem), "-nodefaults",
             "-display", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", os.path.join(GUEST, "vmlinuz"), "-initrd", initrd,
+            "-kernel", os.path.join(self.guest, "vmlinuz"), "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1 loglevel=4 tsc=reliable"
         ] + self.pre + [
             "-device", self.device,
@@ -91,7 +103,7 @@ class Guest:
     def run(self):
         """Boot, run the script; return True when the guest finished."""
         initrd = os.path.join(self.tmp.name, "initrd.gz")
-        with open(os.path.join(GUEST, "initrd.cpio.gz"), "rb") as base, \
+        with open(os.path.join(self.guest, "initrd.cpio.gz"), "rb") as base, \
                 open(initrd, "wb") as out:
             out.write(base.read())
             out.write(cpio_with({"test.sh": (0o100755,

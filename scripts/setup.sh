@@ -42,8 +42,10 @@ fi
 PKGS="build-essential ccache ninja-build pkg-config python3 python3-venv
  libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev flex bison
  libpfm4-dev dpkg-dev xz-utils seabios ipxe-qemu cpio gzip busybox-static
- linux-perf kmod dwarves dkms libvirt-clients debootstrap"
-# (dwarves: pahole, which Linux 6.12's module build runs for BTF; see
+ linux-perf kmod dwarves dkms libvirt-clients debootstrap trinity"
+# (trinity: the system call fuzzer the guest image carries, for the
+# driver's e2e/linux-*/fuzz checks and make fuzz-guest.
+# dwarves: pahole, which Linux 6.12's module build runs for BTF; see
 # scripts/driver-build-check.sh. dkms: scripts/driver-dkms-check.sh.
 # libvirt-clients: virt-xml-validate for README's libvirt domain.
 # debootstrap: the sid chroot of scripts/driver-unstable-check.sh.)
