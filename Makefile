@@ -13,11 +13,13 @@
 #                 with 1,024 open slots
 #   make fuzz     QEMU's generic-fuzz (libFuzzer, ASan, UBSan) on pvperf;
 #                 FUZZ_RUNS=N executions (default 1000000)
+#   make fuzz-guest  trinity on the guest driver, in each guest kernel;
+#                 FUZZ_OPS=N system calls per kernel (default 50000)
 
 SHELL := /bin/bash
 QEMU := build/qemu/qemu-system-x86_64
 
-.PHONY: all setup build demo check check-asan e2e bench fuzz clean
+.PHONY: all setup build demo check check-asan e2e bench fuzz fuzz-guest clean
 
 all: build
 
@@ -45,6 +47,11 @@ bench: build
 
 fuzz: setup
 	@scripts/fuzz.sh
+
+FUZZ_OPS ?= 50000
+fuzz-guest: build
+	@scripts/guest-image.sh && scripts/guest-image.sh backports && \
+		PVPERF_E2E_ONLY=fuzz PVPERF_FUZZ_OPS=$(FUZZ_OPS) scripts/e2e-tests
 
 clean:
 	rm -rf build

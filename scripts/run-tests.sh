@@ -155,6 +155,12 @@ suite_e2e() {
         tail -20 "$logdir/guest-image.log" | sed 's/^/    /'
         return
     fi
+    # the second guest kernel: bookworm-backports' (6.12), for the
+    # driver's per-kernel checks (e2e/linux-<version>/*)
+    if ! scripts/guest-image.sh backports > "$logdir/guest-image-backports.log" 2>&1; then
+        fail "e2e/guest-image-backports (log: $logdir/guest-image-backports.log)"
+        tail -20 "$logdir/guest-image-backports.log" | sed 's/^/    /'
+    fi
     # The guest kernel's headers are there now: the driver as DKMS builds
     # it on a Debian or Ubuntu guest
     run driver/dkms scripts/driver-dkms-check.sh
