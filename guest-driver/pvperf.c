@@ -603,6 +603,7 @@ static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot,
 	if (st == PVPERF_ST_OK) {
 		pc->period[slot] = a.period;
 		pc->ovf_seen[slot] = 0;		/* a new slot counts from 0 */
+		pc->weight[slot] = 0;		/* nothing of an earlier owner */
 	}
 	return st;
 }
@@ -895,14 +896,15 @@ static void pvperf_shared_start(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 		pvperf_shared_update(pc, event, true);
 }
 
+/* Stop a shared event; @running: it was counting (its delta is taken) */
 static void pvperf_shared_stop(struct pvperf_dev *pv, struct pvperf_cpu *pc,
-			       struct perf_event *event)
+			       struct perf_event *event, bool running)
 {
 	struct pvperf_event *pe = to_pe(event);
 
-	if (event->hw.state & PERF_HES_STOPPED)
-		return;
 	event->hw.state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
+	if (!running)
+		return;
 	if (pe->sslot && pe->based && pvperf_shared_sync(pv, pc, pe->sslot - 1))
 		pvperf_shared_update(pc, event, false);
 	pe->based = false;
@@ -913,10 +915,11 @@ static int pvperf_shared_add(struct pvperf_dev *pv, struct perf_event *event,
 {
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct pvperf_event *pe = to_pe(event);
-	u32 idx = event->attr.config;
+	u32 idx = pe->idx;
 	unsigned long irqflags;
 	int slot;
 
+	pe->nmi_stopped = false;
 	raw_spin_lock_irqsave(&pc->lock, irqflags);
 	slot = pvperf_shared_get(pv, pc, idx);
 	/*
@@ -948,11 +951,17 @@ static void pvperf_shared_del(struct pvperf_dev *pv, struct perf_event *event)
 	struct pvperf_event *pe = to_pe(event);
 	unsigned long irqflags;
 
+	bool running = !(event->hw.state & PERF_HES_STOPPED) ||
+		       pe->nmi_stopped;
+
+	event->hw.state |= PERF_HES_STOPPED;
+	barrier();		/* an NMI from here on finds it stopped */
+	pe->nmi_stopped = false;
 	raw_spin_lock_irqsave(&pc->lock, irqflags);
-	pvperf_shared_stop(pv, pc, event);
+	pvperf_shared_stop(pv, pc, event, running);
 	list_del(&pe->snode);
 	if (pe->sslot)
-		pc->srefs[event->attr.config]--;
+		pc->srefs[pe->idx]--;
 	pe->sslot = 0;
 	raw_spin_unlock_irqrestore(&pc->lock, irqflags);
 }
@@ -1393,11 +1402,11 @@ static inline void pvperf_software_context(void)
  * May the opener of @event see the kernel's activity? perf's own rule
  * (perf_event_paranoid, and the LSM hook) where the kernel exports it,
  * Linux 6.12 on; before, CAP_PERFMON, which is stricter at paranoid <= 1.
- * The attr argument went in 6.14 (6.12 has it, 7.2 has not).
+ * Its attr argument went in 6.15.
  */
 static int pvperf_allow_kernel(struct perf_event *event)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
 	return perf_allow_kernel();
 #elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
 	return perf_allow_kernel(&event->attr);
@@ -1461,21 +1470,37 @@ static void pvperf_fixed_clock_period(struct perf_event *event, u64 idx)
 }
 
 /*
- * Does a pvperf event of entry @idx own its slots (rather than count on
- * the CPU's shared slot of its entry)?
+ * Does an event of entry @idx count on its CPU's shared slot of the entry
+ * (software and tracepoint entries, counting), or own its slots?
  */
-static bool pvperf_owns_slots(struct perf_event *event, u64 idx)
+static bool pvperf_counts_shared(struct pvperf_dev *pv,
+				 struct perf_event *event, u32 idx)
 {
-	return is_sampling_event(event) || !pvperf_kind_shared(idx);
+	return !is_sampling_event(event) && pvperf_kind_shared(idx) &&
+	       (pv->features & PVPERF_F_CMD_BLOCK);
+}
+
+/* What a group needs of a CPU's slots: owned ones, shared entries */
+struct pvperf_group_need {
+	unsigned int owned;
+	DECLARE_BITMAP(shared, PVPERF_CATALOG_MAX);
+};
+
+static void pvperf_need(struct pvperf_group_need *need, bool shared, u32 idx)
+{
+	if (shared)
+		__set_bit(idx, need->shared);
+	else
+		need->owned++;
 }
 
 /* One member of @event's group: another PMU's must be a software event */
-static bool pvperf_member_ok(struct perf_event *member, unsigned int *slots)
+static bool pvperf_member_ok(struct perf_event *member,
+			     struct pvperf_group_need *need)
 {
 	if (member->pmu != &pvperf_pmu)
 		return is_software_event(member);
-	if (pvperf_owns_slots(member, to_pe(member)->idx))
-		(*slots)++;
+	pvperf_need(need, to_pe(member)->shared, to_pe(member)->idx);
 	return true;
 }
 
@@ -1488,23 +1513,24 @@ static bool pvperf_member_ok(struct perf_event *member, unsigned int *slots)
  * < 6.2 beside a hardware PMU, or hw_context=0) only the leader is
  * checked.
  */
-static int pvperf_validate_group(struct perf_event *event, u32 limit)
+static int pvperf_validate_group(struct perf_event *event,
+				 struct pvperf_dev *pv, u32 idx)
 {
 	struct perf_event *leader = event->group_leader, *sibling;
-	unsigned int slots = 0;
+	struct pvperf_group_need need = { 0 };
 
 	if (leader == event)
 		return 0;
-	if (!pvperf_member_ok(leader, &slots))
+	if (!pvperf_member_ok(leader, &need))
 		return -EINVAL;
 	if (pvperf_pmu.task_ctx_nr != perf_sw_context) {
 		for_each_sibling_event(sibling, leader)
-			if (!pvperf_member_ok(sibling, &slots))
+			if (!pvperf_member_ok(sibling, &need))
 				return -EINVAL;
 	}
-	if (pvperf_owns_slots(event, event->attr.config))
-		slots++;
-	return slots > limit ? -EINVAL : 0;
+	pvperf_need(&need, pvperf_counts_shared(pv, event, idx), idx);
+	return need.owned + bitmap_weight(need.shared, PVPERF_CATALOG_MAX) >
+	       pv->slots_per_vcpu ? -EINVAL : 0;
 }
 
 static int pvperf_event_init(struct perf_event *event)
@@ -1530,7 +1556,8 @@ static int pvperf_event_init(struct perf_event *event)
 		return -EOPNOTSUPP;
 	if (idx >= pvperf_nr_entries)
 		return -ENOENT;
-	idx = array_index_nospec(idx, (u64)pvperf_nr_entries);
+	idx = array_index_nospec((unsigned long)idx,
+				 (unsigned long)pvperf_nr_entries);
 	if (!(pvperf_catalog[idx].info & PVPERF_INFO_AVAILABLE))
 		return -ENOENT;
 	ret = pvperf_check_exclude(event, idx);
@@ -1572,7 +1599,7 @@ static int pvperf_event_init(struct perf_event *event)
 	if (is_sampling_event(event) && !pv->nvec && !event->parent)
 		ret = -EOPNOTSUPP;
 	else if (!event->parent)	/* a child's group is its parent's */
-		ret = pvperf_validate_group(event, pv->slots_per_vcpu);
+		ret = pvperf_validate_group(event, pv, idx);
 	if (ret) {
 		kfree(pe);
 		pvperf_put(pv);
@@ -1589,8 +1616,7 @@ static int pvperf_event_init(struct perf_event *event)
 	 * a sampling event owns its slots (they have its period).
 	 */
 	pe->sampling = is_sampling_event(event);
-	pe->shared = !pe->sampling && pvperf_kind_shared(idx) &&
-		     (pv->features & PVPERF_F_CMD_BLOCK);
+	pe->shared = pvperf_counts_shared(pv, event, idx);
 	if (pe->shared)
 		atomic_inc(&pv->entry_events[idx]);
 	event->pmu_private = pe;
@@ -1635,6 +1661,9 @@ static void pvperf_weigh(struct pvperf_cpu *pc, u32 slot, u64 overflows)
 static void pvperf_lost(struct perf_event *event, u64 n)
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 0, 0)
+	/* an inherited event's are its parent's, as perf's own are */
+	if (event->parent)
+		event = event->parent;
 	atomic64_add(n, &event->lost_samples);
 #endif
 }
@@ -1922,7 +1951,7 @@ static void pvperf_read(struct perf_event *event)
 		raw_spin_unlock_irqrestore(&pc->lock, flags);
 		return;
 	}
-	if (hwc->state || !pc->ready)
+	if (hwc->state || !pc->ready || hwc->idx < 0)
 		return;
 	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx), true) ==
 	    PVPERF_ST_OK)
@@ -1946,7 +1975,8 @@ static int pvperf_enable(struct perf_event *event)
 
 	if (!(hwc->state & PERF_HES_STOPPED))
 		return 0;
-	if (!pc->ready) {
+	/* paused or removed, or a removed device's event without a slot */
+	if (!pc->ready || hwc->idx < 0) {
 		hwc->state = 0;
 		return 0;
 	}
@@ -1982,7 +2012,8 @@ static int pvperf_enable(struct perf_event *event)
 		 * SET_PERIOD took the old period's overflows from the host's
 		 * buffer into the record ENABLE wrote: they weigh the old one
 		 */
-		if (pv_read_record(pc, hwc->idx, &rec) &&
+		if (!(pc->since_add & BIT_ULL(hwc->idx)) &&
+		    pv_read_record(pc, hwc->idx, &rec) &&
 		    rec.overflows >= pc->ovf_seen[hwc->idx])
 			pvperf_weigh(pc, hwc->idx, rec.overflows);
 		pc->period[hwc->idx] = period;
@@ -2047,7 +2078,7 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	struct pvperf_dev *pv = pe->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
-	bool running = !hwc->state || pe->nmi_stopped;
+	bool running;
 
 	if (in_nmi()) {
 		if (!hwc->state) {
@@ -2056,20 +2087,25 @@ static void pvperf_stop(struct perf_event *event, int flags)
 		}
 		return;
 	}
+	/*
+	 * Stopped for an NMI that comes from here on (it then leaves the
+	 * event alone) before nmi_stopped is cleared: nothing is lost.
+	 */
+	running = !(hwc->state & PERF_HES_STOPPED) || pe->nmi_stopped;
+	hwc->state |= PERF_HES_STOPPED;
+	barrier();
 	pe->nmi_stopped = false;
 	if (pe->shared) {
 		unsigned long irqflags;
 
-		if (running)
-			hwc->state = 0;	/* pvperf_shared_stop() takes it */
 		raw_spin_lock_irqsave(&pc->lock, irqflags);
-		pvperf_shared_stop(pv, pc, event);
+		pvperf_shared_stop(pv, pc, event, running);
 		raw_spin_unlock_irqrestore(&pc->lock, irqflags);
 		return;
 	}
-	if (hwc->state & PVPERF_HES_PENDING)
+	if (hwc->idx >= 0 && (hwc->state & PVPERF_HES_PENDING))
 		this_cpu_ptr(&pvperf_txn)->mask &= ~BIT_ULL(hwc->idx);
-	if (!running || !pc->ready) {
+	if (!running || !pc->ready || hwc->idx < 0) {
 		/* nothing runs on the device: the count is as it will stay */
 		hwc->state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 		return;
@@ -2095,6 +2131,7 @@ static int pvperf_add(struct perf_event *event, int flags)
 
 	if (to_pe(event)->shared)
 		return pvperf_shared_add(pv, event, flags);
+	to_pe(event)->nmi_stopped = false;
 	slot = pvperf_get_slot(pv, event);
 	if (slot == -ENODEV && READ_ONCE(pv->state) == PVPERF_GONE) {
 		/*
@@ -2931,6 +2968,7 @@ static void pvperf_remove(struct pci_dev *pdev)
 	struct pvperf_dev *pv = pci_get_drvdata(pdev);
 	unsigned long flags;
 	unsigned int busy;
+	int cpu;
 
 	cpuhp_state_remove_instance_nocalls(pvperf_hp_state, &pv->node);
 	mutex_lock(&pvperf_mutex);
@@ -2939,6 +2977,20 @@ static void pvperf_remove(struct pci_dev *pdev)
 	/* running events keep what they counted until now */
 	cpus_read_lock();
 	on_each_cpu(pvperf_quiesce_fn, pv, 1);
+	/*
+	 * A CPU that went offline after the instance was removed (no
+	 * offline callback ran) kept its flags: it must find its page gone
+	 * when it comes back. No CPU changes state under cpus_read_lock().
+	 */
+	for_each_possible_cpu(cpu) {
+		struct pvperf_cpu *pc = per_cpu_ptr(pv->cpu, cpu);
+
+		if (cpu_online(cpu))
+			continue;
+		pc->ready = false;
+		pc->page_live = false;
+		pc->block_ready = false;
+	}
 	raw_spin_lock_irqsave(&pv->lock, flags);
 	pv->state = PVPERF_GONE;
 	busy = pv->refs - 1;
