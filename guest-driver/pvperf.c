@@ -896,6 +896,23 @@ static void pvperf_shared_start(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 		pvperf_shared_update(pc, event, true);
 }
 
+/*
+ * Mark @event stopped, then forget a stop from NMI (see pvperf_stop()):
+ * an NMI from here on finds it stopped and leaves it alone. Returns
+ * whether it was running (its slot counting) until now.
+ */
+static bool pvperf_mark_stopped(struct perf_event *event)
+{
+	struct pvperf_event *pe = to_pe(event);
+	bool running = !(event->hw.state & PERF_HES_STOPPED) ||
+		       pe->nmi_stopped;
+
+	event->hw.state |= PERF_HES_STOPPED;
+	barrier();
+	pe->nmi_stopped = false;
+	return running;
+}
+
 /* Stop a shared event; @running: it was counting (its delta is taken) */
 static void pvperf_shared_stop(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 			       struct perf_event *event, bool running)
@@ -951,12 +968,8 @@ static void pvperf_shared_del(struct pvperf_dev *pv, struct perf_event *event)
 	struct pvperf_event *pe = to_pe(event);
 	unsigned long irqflags;
 
-	bool running = !(event->hw.state & PERF_HES_STOPPED) ||
-		       pe->nmi_stopped;
+	bool running = pvperf_mark_stopped(event);
 
-	event->hw.state |= PERF_HES_STOPPED;
-	barrier();		/* an NMI from here on finds it stopped */
-	pe->nmi_stopped = false;
 	raw_spin_lock_irqsave(&pc->lock, irqflags);
 	pvperf_shared_stop(pv, pc, event, running);
 	list_del(&pe->snode);
@@ -2087,14 +2100,7 @@ static void pvperf_stop(struct perf_event *event, int flags)
 		}
 		return;
 	}
-	/*
-	 * Stopped for an NMI that comes from here on (it then leaves the
-	 * event alone) before nmi_stopped is cleared: nothing is lost.
-	 */
-	running = !(hwc->state & PERF_HES_STOPPED) || pe->nmi_stopped;
-	hwc->state |= PERF_HES_STOPPED;
-	barrier();
-	pe->nmi_stopped = false;
+	running = pvperf_mark_stopped(event);
 	if (pe->shared) {
 		unsigned long irqflags;
 
