@@ -17,7 +17,8 @@ mkdir -p "$logdir"
 passed=0 failed=0 skipped=0
 
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
+failures=()
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
 skip() { skipped=$((skipped + 1)); echo "SKIP $1"; }
 
 # Run a command as one test; its output goes to a log shown on failure.
@@ -201,5 +202,10 @@ for s in "${suites[@]}"; do
     "suite_$s"
 done
 
+# the failures again, next to the closing line: a log cut in the middle
+# (CI shows its head and tail) still names every one
+for f in "${failures[@]}"; do
+    echo "FAILED: $f"
+done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
