@@ -63,6 +63,19 @@
  * host) count the deltas of one slot per CPU and catalog entry, kept open
  * and enabled while events of that entry exist: no host event per task or
  * per forked child, and no limit on the tasks counted at once.
+ *
+ * Groups. A perf group with two or more pvperf events is one host group
+ * on each CPU: its first pvperf event (the host leader) owns a slot
+ * opened without a group, and the others own slots opened with CMD_GROUP
+ * = that slot, whatever their kind (a group never uses shared slots), so
+ * the host schedules, multiplexes and scales them together. The group is
+ * enabled in one exit (the add transaction) and read in one (perf's read
+ * transaction, PERF_FORMAT_GROUP); stopping costs an exit per event, as
+ * without groups (the device's DISABLE of a leader stops its members, so
+ * a counting leader stopped while they run is read, and disabled with
+ * the last of them: pvperf_stop_cmd()). A member slot is opened only
+ * while its leader is added on the CPU; stealing a leader's slot closes
+ * its members' too, and they reopen with it.
  */
 #include <linux/bitops.h>
 #include <linux/capability.h>
@@ -146,6 +159,18 @@ struct pvperf_cpu {
 	u64 lost;			/* owned, but closed by the device */
 	u64 zombie;			/* owner gone while the device was paused */
 	struct perf_event *owner[PVPERF_SLOTS_MAX];
+	/*
+	 * Host groups (see "Groups" above), under pv->lock and pc->lock: a
+	 * member slot's leader slot + 1 (0: the slot leads or is alone)
+	 */
+	u8 hlead[PVPERF_SLOTS_MAX];
+	/*
+	 * This CPU, IRQs off: counting host leaders that perf stopped while
+	 * members of theirs ran, left enabled on the device (its DISABLE of
+	 * a leader stops the members too); the last member's DISABLE takes
+	 * them along (see pvperf_stop())
+	 */
+	u64 lead_on;
 	/* this CPU only, IRQs off */
 	bool ready;			/* page registered, slots in step */
 	/*
@@ -203,7 +228,7 @@ struct pvperf_vec {
  */
 struct pvperf_txn {
 	unsigned int flags;
-	u64 mask;			/* slots of the events started in it */
+	u64 mask;			/* slots of the events started or read */
 	struct pvperf_dev *pv;		/* their device */
 };
 
@@ -244,8 +269,13 @@ struct pvperf_event {
 	bool sampling;			/* has a period: owns sampling slots */
 	struct perf_event *event;
 	u32 idx;			/* catalog entry */
-	/* a shared-slot event: under its CPU's pc->lock while added there */
+	/* a shared-slot kind (counted in entry_events) */
 	bool shared;
+	/*
+	 * Added on a shared slot (a shared kind alone in its group: see
+	 * "Groups" above), set by add for the callbacks until del
+	 */
+	bool on_shared;
 	bool based;			/* prev_count is the slot's count then */
 	/*
 	 * perf stopped it from NMI (a throttled group, Linux >= 6.16):
@@ -587,15 +617,16 @@ static u64 pvperf_period(struct perf_event *event)
 
 /*
  * OPEN @slot on the calling CPU's vCPU for @event's catalog entry,
- * disabled, sampling with its period if it samples
+ * disabled, sampling with its period if it samples; a member of the
+ * group that @group leads, or alone (PVPERF_NO_GROUP)
  */
 static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot,
-			  struct perf_event *event)
+			  struct perf_event *event, u32 group)
 {
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct pvperf_args a = {
 		.vcpu = PVPERF_VCPU_SELF, .slot = slot,
-		.event = event->attr.config, .group = PVPERF_NO_GROUP,
+		.event = event->attr.config, .group = group,
 		.period = pvperf_period(event),
 	};
 	u32 st = pv_cmd_locked(pv, PVPERF_CMD_OPEN, &a);
@@ -604,8 +635,32 @@ static u32 pv_open_locked(struct pvperf_dev *pv, u32 slot,
 		pc->period[slot] = a.period;
 		pc->ovf_seen[slot] = 0;		/* a new slot counts from 0 */
 		pc->weight[slot] = 0;		/* nothing of an earlier owner */
+		pc->hlead[slot] = group == PVPERF_NO_GROUP ? 0 : group + 1;
+		pc->lead_on &= ~BIT_ULL(slot);
 	}
 	return st;
+}
+
+/* Member slots of the host group that @slot leads on this CPU */
+static u64 pvperf_members(struct pvperf_cpu *pc, u32 slot)
+{
+	u64 m = 0;
+	u32 i;
+
+	for (i = 0; i < PVPERF_SLOTS_MAX; i++)
+		if (pc->hlead[i] == slot + 1)
+			m |= BIT_ULL(i);
+	return m;
+}
+
+/* @slot is closed: its members (if it led) carry on alone, as the host's */
+static void pvperf_forget_group(struct pvperf_cpu *pc, u32 slot)
+{
+	u64 m;
+
+	for (m = pvperf_members(pc, slot); m; m &= m - 1)
+		pc->hlead[__ffs64(m)] = 0;
+	pc->hlead[slot] = 0;
 }
 
 static u32 pv_close_locked(struct pvperf_dev *pv, u32 vcpu, u32 slot)
@@ -1101,31 +1156,62 @@ static u64 pvperf_running_mask(struct pvperf_cpu *pc, u64 among)
  * loses nothing; it gets a slot again when it comes back. Without this, a
  * CPU that events ever ran on would keep their slots until they are
  * destroyed, and SLOTS_PER_VCPU events that migrated over every CPU would
- * leave no slot for any other. Returns the slot, or -1 if every slot of
- * this CPU belongs to an event added here.
+ * leave no slot for any other. A host group's leader goes with its
+ * members (none of them is added here either: perf adds groups whole),
+ * which reopen with it. Returns the slot, or -1 if every slot of this CPU
+ * belongs to an event added here.
  */
+static bool pvperf_free_owned(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			      u32 slot)
+{
+	struct perf_event *owner = pc->owner[slot];
+	u32 st;
+
+	if (!(pc->lost & BIT_ULL(slot))) {
+		st = pv_close_locked(pv, pc->vcpu, slot);
+		if (st != PVPERF_ST_OK && st != PVPERF_ST_SLOT_FREE)
+			return false;
+	}
+	to_pe(owner)->slot[smp_processor_id()] = 0;
+	pc->owner[slot] = NULL;
+	pc->used &= ~BIT_ULL(slot);
+	pc->lost &= ~BIT_ULL(slot);
+	return true;
+}
+
 static int pvperf_steal_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 			     struct perf_event *event)
 {
-	int cpu = smp_processor_id();
-	u64 m;
+	u64 m, g;
 
 	lockdep_assert_held(&pv->lock);
 	for (m = pc->used & ~pc->zombie; m; m &= m - 1) {
-		u32 slot = __ffs64(m), st;
+		u32 slot = __ffs64(m), i;
 		struct perf_event *owner = pc->owner[slot];
+		u64 members = pvperf_members(pc, slot);
 
 		if (!owner || owner == event || pc->active[slot])
 			continue;
-		if (!(pc->lost & BIT_ULL(slot))) {
-			st = pv_close_locked(pv, pc->vcpu, slot);
-			if (st != PVPERF_ST_OK && st != PVPERF_ST_SLOT_FREE)
-				continue;
+		for (g = members; g; g &= g - 1) {
+			i = __ffs64(g);
+			if (pc->active[i] || !pc->owner[i] ||
+			    (pc->zombie & BIT_ULL(i)))
+				break;
 		}
-		to_pe(owner)->slot[cpu] = 0;
-		pc->owner[slot] = NULL;
-		pc->used &= ~BIT_ULL(slot);
-		pc->lost &= ~BIT_ULL(slot);
+		if (g)
+			continue;
+		/* the members first: closing the leader would set them free */
+		for (g = members; g; g &= g - 1)
+			if (!pvperf_free_owned(pv, pc, __ffs64(g)))
+				break;
+		if (g || !pvperf_free_owned(pv, pc, slot)) {
+			/* kept: whatever stays open stays in step */
+			for (g = members; g; g &= g - 1)
+				if (!pc->owner[__ffs64(g)])
+					pc->hlead[__ffs64(g)] = 0;
+			continue;
+		}
+		pvperf_forget_group(pc, slot);
 		return slot;
 	}
 	/* a shared slot that no event added here uses: opened again on use */
@@ -1147,32 +1233,42 @@ static int pvperf_steal_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
 
 /* OPEN @slot for @event; at the device's limit, give one of ours back */
 static u32 pvperf_open_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
-			    struct perf_event *event, u32 slot)
+			    struct perf_event *event, u32 slot, u32 group)
 {
-	u32 st = pv_open_locked(pv, slot, event);
+	u32 st = pv_open_locked(pv, slot, event, group);
 
 	if (st == PVPERF_ST_LIMIT && pvperf_steal_slot(pv, pc, event) >= 0)
-		st = pv_open_locked(pv, slot, event);
+		st = pv_open_locked(pv, slot, event, group);
 	return st;
 }
 
 /*
- * The event's slot on this CPU, opened if it has none. A CPU that has no
- * count page registered (never brought up, offline, or being set up again
- * after a reset) opens nothing; an event that already owns a slot here
- * keeps it, and the slot is brought back in step when the CPU is.
+ * Under pc->lock: does @pe have a usable slot on @cpu (as *@slot), in the
+ * host group @group leads (PVPERF_NO_GROUP: alone)?
  */
-/* Under pc->lock: does @pe have a usable slot on @cpu (as *@slot)? */
 static bool pvperf_has_slot(struct pvperf_cpu *pc, struct pvperf_event *pe,
-			    int cpu, u32 *slot)
+			    int cpu, u32 *slot, u32 group)
 {
 	if (!pe->slot[cpu])
 		return false;
 	*slot = pe->slot[cpu] - 1;
+	if (pc->ready && pc->hlead[*slot] !=
+	    (group == PVPERF_NO_GROUP ? 0 : group + 1))
+		return false;
 	return !pc->ready || !(pc->lost & BIT_ULL(*slot));
 }
 
-static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
+/*
+ * The event's slot on this CPU, opened if it has none, in the host group
+ * whose leader has slot @group here (PVPERF_NO_GROUP: alone). A CPU that
+ * has no count page registered (never brought up, offline, or being set
+ * up again after a reset) opens nothing; an event that already owns a
+ * slot here keeps it, and the slot is brought back in step when the CPU
+ * is. A slot open in another group (which perf's groups never make, as
+ * their members are fixed at open) is closed and opened in this one.
+ */
+static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event,
+			   u32 group)
 {
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	u64 all = GENMASK_ULL(pv->slots_per_vcpu - 1, 0);
@@ -1183,7 +1279,7 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 
 	/* the event has its slot here: this CPU's lock alone */
 	raw_spin_lock_irqsave(&pc->lock, flags);
-	if (pvperf_has_slot(pc, pe, cpu, &slot)) {
+	if (pvperf_has_slot(pc, pe, cpu, &slot, group)) {
 		raw_spin_unlock_irqrestore(&pc->lock, flags);
 		return slot;
 	}
@@ -1191,11 +1287,19 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 	/* opening, stealing or reopening a slot: pv->lock too */
 	raw_spin_lock(&pv->lock);
 	raw_spin_lock(&pc->lock);
-	if (pvperf_has_slot(pc, pe, cpu, &slot))
+	if (pvperf_has_slot(pc, pe, cpu, &slot, group))
 		goto out;
+	if (pe->slot[cpu] && pc->ready && !(pc->lost & BIT_ULL(slot))) {
+		/* open in another group: closed, then opened in this one */
+		st = pv_close_locked(pv, pc->vcpu, slot);
+		if (st != PVPERF_ST_OK && st != PVPERF_ST_SLOT_FREE)
+			goto out_st;
+		pvperf_forget_group(pc, slot);
+		pc->lost |= BIT_ULL(slot);
+	}
 	if (pe->slot[cpu]) {
 		/* the device closed it and reopening it failed: retry */
-		st = pvperf_open_slot(pv, pc, event, slot);
+		st = pvperf_open_slot(pv, pc, event, slot, group);
 		if (st == PVPERF_ST_OK)
 			pc->lost &= ~BIT_ULL(slot);
 		goto out_st;
@@ -1210,7 +1314,7 @@ static int pvperf_get_slot(struct pvperf_dev *pv, struct perf_event *event)
 		goto out_st;
 	}
 	slot = __ffs64(~(pc->used | pc->sused));
-	st = pvperf_open_slot(pv, pc, event, slot);
+	st = pvperf_open_slot(pv, pc, event, slot, group);
 	if (st == PVPERF_ST_OK) {
 		pc->used |= BIT_ULL(slot);
 		pc->owner[slot] = event;
@@ -1267,6 +1371,8 @@ static void pvperf_event_destroy(struct perf_event *event)
 		slot = pe->slot[cpu] - 1;
 		bit = BIT_ULL(slot);
 		pc->owner[slot] = NULL;
+		/* a leader's members carry on alone (perf detaches them too) */
+		pvperf_forget_group(pc, slot);
 		if ((pc->lost & bit) || pv->state == PVPERF_GONE) {
 			/* not open on the device (any more) */
 			pc->used &= ~bit;
@@ -1493,14 +1599,19 @@ static bool pvperf_counts_shared(struct pvperf_dev *pv,
 	       (pv->features & PVPERF_F_CMD_BLOCK);
 }
 
-/* What a group needs of a CPU's slots: owned ones, shared entries */
+/*
+ * What a group needs of a CPU's slots: owned ones, shared entries (of a
+ * lone pvperf event: with another, every one owns its slot, see "Groups")
+ */
 struct pvperf_group_need {
 	unsigned int owned;
+	unsigned int pvperf;
 	DECLARE_BITMAP(shared, PVPERF_CATALOG_MAX);
 };
 
 static void pvperf_need(struct pvperf_group_need *need, bool shared, u32 idx)
 {
+	need->pvperf++;
 	if (shared)
 		__set_bit(idx, need->shared);
 	else
@@ -1542,6 +1653,8 @@ static int pvperf_validate_group(struct perf_event *event,
 				return -EINVAL;
 	}
 	pvperf_need(&need, pvperf_counts_shared(pv, event, idx), idx);
+	if (need.pvperf > 1)
+		return need.pvperf > pv->slots_per_vcpu ? -EINVAL : 0;
 	return need.owned + bitmap_weight(need.shared, PVPERF_CATALOG_MAX) >
 	       pv->slots_per_vcpu ? -EINVAL : 0;
 }
@@ -1936,6 +2049,7 @@ static void pvperf_read(struct perf_event *event)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
+	struct pvperf_txn *txn;
 
 	/*
 	 * perf reads from NMI too: the siblings of a sampled hardware event
@@ -1945,7 +2059,7 @@ static void pvperf_read(struct perf_event *event)
 	 */
 	if (in_nmi())
 		return;
-	if (to_pe(event)->shared) {
+	if (to_pe(event)->on_shared) {
 		unsigned long flags;
 
 		/*
@@ -1966,6 +2080,13 @@ static void pvperf_read(struct perf_event *event)
 	}
 	if (hwc->state || !pc->ready || hwc->idx < 0)
 		return;
+	txn = this_cpu_ptr(&pvperf_txn);
+	if ((txn->flags & PERF_PMU_TXN_READ) && (!txn->pv || txn->pv == pv)) {
+		/* a group read (PERF_FORMAT_GROUP): one READ at commit_txn */
+		txn->pv = pv;
+		txn->mask |= BIT_ULL(hwc->idx);
+		return;
+	}
 	if (pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(hwc->idx), true) ==
 	    PVPERF_ST_OK)
 		pvperf_update(event, pc);
@@ -2032,6 +2153,7 @@ static int pvperf_enable(struct perf_event *event)
 		pc->period[hwc->idx] = period;
 	}
 	if (st == PVPERF_ST_OK) {
+		pc->lead_on &= ~BIT_ULL(hwc->idx);
 		pvperf_set_prev(event, pc);
 	} else if (st != PVPERF_ST_NODEV) {
 		/*
@@ -2062,7 +2184,7 @@ static void pvperf_start(struct perf_event *event, int flags)
 	}
 	if (in_nmi())
 		return;
-	if (to_pe(event)->shared) {
+	if (to_pe(event)->on_shared) {
 		struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 		unsigned long irqflags;
 
@@ -2073,6 +2195,47 @@ static void pvperf_start(struct perf_event *event, int flags)
 	}
 	/* only pvperf_add() can report a failure to perf */
 	pvperf_enable(event);
+}
+
+/* Does a member of the host group @slot leads run here (for perf)? */
+static bool pvperf_members_run(struct pvperf_cpu *pc, u32 slot, u32 but)
+{
+	return pvperf_running_mask(pc, pvperf_members(pc, slot) &
+				       ~BIT_ULL(but)) != 0;
+}
+
+/*
+ * What stops @event's slot: DISABLE, which for a host leader stops its
+ * members too; so a counting leader whose members still run is only read
+ * (READ; its slot stays enabled on the device, its count stops here), and
+ * the last of the group to stop disables it (pvperf_stop_mask()). In a
+ * group's sched-out the leader goes first: the group costs an exit per
+ * member, as without groups. A sampling leader is disabled: its members
+ * do not count on the host until it starts again (perf before 6.16
+ * throttles the leader alone).
+ */
+static u32 pvperf_stop_cmd(struct pvperf_cpu *pc, struct perf_event *event)
+{
+	u32 slot = event->hw.idx;
+
+	if (pc->hlead[slot] || to_pe(event)->sampling ||
+	    !pvperf_members_run(pc, slot, slot))
+		return PVPERF_CMD_DISABLE;
+	pc->lead_on |= BIT_ULL(slot);
+	return PVPERF_CMD_READ;
+}
+
+/* The slots the stop of @slot's event sends the command for */
+static u64 pvperf_stop_mask(struct pvperf_cpu *pc, u32 slot)
+{
+	u32 lead = pc->hlead[slot] - 1;
+
+	if (!pc->hlead[slot] || !(pc->lead_on & BIT_ULL(lead)) ||
+	    pvperf_members_run(pc, lead, slot))
+		return BIT_ULL(slot);
+	/* the last member of a group whose leader is left on: both off */
+	pc->lead_on &= ~BIT_ULL(lead);
+	return BIT_ULL(slot) | BIT_ULL(lead);
 }
 
 /*
@@ -2101,7 +2264,7 @@ static void pvperf_stop(struct perf_event *event, int flags)
 		return;
 	}
 	running = pvperf_mark_stopped(event);
-	if (pe->shared) {
+	if (pe->on_shared) {
 		unsigned long irqflags;
 
 		raw_spin_lock_irqsave(&pc->lock, irqflags);
@@ -2121,11 +2284,56 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	 * event is stopped for perf, but its count is not up to date.
 	 */
 	hwc->state = PERF_HES_STOPPED;
-	if (pv_mask_cmd(pv, PVPERF_CMD_DISABLE, BIT_ULL(hwc->idx), false) ==
-	    PVPERF_ST_OK) {
+	if (pv_mask_cmd(pv, pvperf_stop_cmd(pc, event),
+			pvperf_stop_mask(pc, hwc->idx), false) == PVPERF_ST_OK) {
 		pvperf_update(event, pc);
 		hwc->state |= PERF_HES_UPTODATE;
 	}
+}
+
+/*
+ * The host leader of @event's group (see "Groups" above): its first pvperf
+ * event, the perf leader or a sibling, when the group has two or more;
+ * else NULL. Called from add, where perf holds the context's lock, which
+ * keeps the group as it is.
+ */
+static struct perf_event *pvperf_host_leader(struct perf_event *event)
+{
+	struct perf_event *leader = event->group_leader, *sib, *first = NULL;
+	unsigned int n = 0;
+
+	if (leader->pmu == &pvperf_pmu) {
+		first = leader;
+		n++;
+	}
+	for_each_sibling_event(sib, leader) {
+		if (sib->pmu != &pvperf_pmu)
+			continue;
+		if (!first)
+			first = sib;
+		n++;
+	}
+	return n > 1 ? first : NULL;
+}
+
+/*
+ * The slot of @event's host leader on this CPU for its OPEN, if that
+ * leader is added here now (perf adds a group's events in order: a
+ * disabled sibling is not), else PVPERF_NO_GROUP. hw.idx of an event not
+ * added here may be its slot elsewhere: only active[] says.
+ */
+static u32 pvperf_group_slot(struct pvperf_cpu *pc, struct perf_event *event,
+			     struct perf_event *hl)
+{
+	int lead;
+
+	if (!hl || hl == event)
+		return PVPERF_NO_GROUP;
+	lead = hl->hw.idx;
+	if (lead < 0 || lead >= PVPERF_SLOTS_MAX || pc->active[lead] != hl ||
+	    pc->hlead[lead])
+		return PVPERF_NO_GROUP;
+	return lead;
 }
 
 static int pvperf_add(struct perf_event *event, int flags)
@@ -2133,12 +2341,15 @@ static int pvperf_add(struct perf_event *event, int flags)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 	struct hw_perf_event *hwc = &event->hw;
+	struct perf_event *hl = pvperf_host_leader(event);
 	int slot, ret;
 
-	if (to_pe(event)->shared)
+	/* a group's pvperf events own their slots: one host group */
+	to_pe(event)->on_shared = to_pe(event)->shared && !hl;
+	if (to_pe(event)->on_shared)
 		return pvperf_shared_add(pv, event, flags);
 	to_pe(event)->nmi_stopped = false;
-	slot = pvperf_get_slot(pv, event);
+	slot = pvperf_get_slot(pv, event, pvperf_group_slot(pc, event, hl));
 	if (slot == -ENODEV && READ_ONCE(pv->state) == PVPERF_GONE) {
 		/*
 		 * A removed device's event without a slot here (an inherited
@@ -2178,7 +2389,7 @@ static void pvperf_del(struct perf_event *event, int flags)
 	struct pvperf_dev *pv = to_pe(event)->pv;
 	struct pvperf_cpu *pc = this_cpu_ptr(pv->cpu);
 
-	if (to_pe(event)->shared) {
+	if (to_pe(event)->on_shared) {
 		pvperf_shared_del(pv, event);
 		return;
 	}
@@ -2231,6 +2442,7 @@ static int pvperf_commit_txn(struct pmu *pmu)
 {
 	struct pvperf_txn *txn = this_cpu_ptr(&pvperf_txn);
 	struct pvperf_dev *pv = txn->pv;
+	unsigned int flags = txn->flags;
 	u64 mask = txn->mask, m;
 	struct pvperf_cpu *pc;
 	u32 st;
@@ -2241,6 +2453,16 @@ static int pvperf_commit_txn(struct pmu *pmu)
 	if (!mask)
 		return 0;
 	pc = this_cpu_ptr(pv->cpu);
+	if (flags & PERF_PMU_TXN_READ) {
+		/* the group's slots, read in one exit (pvperf_read()) */
+		if (pv_mask_cmd(pv, PVPERF_CMD_READ, mask, true) ==
+		    PVPERF_ST_OK)
+			for (m = mask; m; m &= m - 1)
+				if (pc->active[__ffs64(m)])
+					pvperf_update(pc->active[__ffs64(m)],
+						      pc);
+		return 0;
+	}
 	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask, false);
 	if (st != PVPERF_ST_OK && st != PVPERF_ST_NODEV) {
 		/*
@@ -2254,6 +2476,8 @@ static int pvperf_commit_txn(struct pmu *pmu)
 				PERF_HES_STOPPED | PERF_HES_UPTODATE;
 		return pv_errno(st);
 	}
+	if (st == PVPERF_ST_OK)
+		pc->lead_on &= ~mask;
 	for (m = mask; m; m &= m - 1) {
 		struct perf_event *event = pc->active[__ffs64(m)];
 
@@ -2505,18 +2729,37 @@ static u32 pvperf_cpu_sync(struct pvperf_dev *pv)
 			closed |= BIT_ULL(slot);
 	}
 	pc->lost |= closed;
+	pc->lead_on = 0;
+	/* leaders (and lone slots) first, then the members of those back */
 	for (m = pc->lost; m; m &= m - 1) {
 		u32 slot = __ffs64(m);
 
-		if (pv_open_locked(pv, slot, pc->owner[slot]) == PVPERF_ST_OK)
+		if (!pc->hlead[slot] &&
+		    pv_open_locked(pv, slot, pc->owner[slot], PVPERF_NO_GROUP) ==
+		    PVPERF_ST_OK)
+			pc->lost &= ~BIT_ULL(slot);
+	}
+	for (m = pc->lost; m; m &= m - 1) {
+		u32 slot = __ffs64(m), lead = pc->hlead[slot] - 1;
+
+		/* a member whose leader stays closed reopens with it later */
+		if (pc->hlead[slot] && !(pc->lost & BIT_ULL(lead)) &&
+		    pv_open_locked(pv, slot, pc->owner[slot], lead) ==
+		    PVPERF_ST_OK)
 			pc->lost &= ~BIT_ULL(slot);
 	}
 	running = pvperf_running_mask(pc, pc->used & ~pc->lost);
-	if (running &&
+	/* a running member's leader runs on the device too (see lead_on) */
+	for (m = running; m; m &= m - 1)
+		if (pc->hlead[__ffs64(m)])
+			pc->lead_on |= BIT_ULL(pc->hlead[__ffs64(m)] - 1);
+	pc->lead_on &= ~running & ~pc->lost;
+	if ((running | pc->lead_on) &&
 	    pv_mask_cmd_locked(pv, PVPERF_CMD_ENABLE, PVPERF_VCPU_SELF,
-			       running) != PVPERF_ST_OK) {
+			       pc->lead_on | running) != PVPERF_ST_OK) {
 		pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE, PVPERF_VCPU_SELF,
-				   running);
+				   pc->lead_on | running);
+		pc->lead_on = 0;
 		st = PVPERF_ST_HOST_ERROR;
 	}
 	pc->ready = true;
@@ -2560,9 +2803,14 @@ static void pvperf_cpu_quiesce(struct pvperf_dev *pv, bool unregister)
 	pvperf_shared_quiesce(pv, pc);
 	pc->ready = false;
 	running = pvperf_running_mask(pc, pc->used & ~pc->lost);
-	st = running ? pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE,
-					  PVPERF_VCPU_SELF, running) :
-		       PVPERF_ST_NODEV;
+	/* and the leaders left on for their members (see pvperf_stop()) */
+	if (running | pc->lead_on)
+		st = pv_mask_cmd_locked(pv, PVPERF_CMD_DISABLE, PVPERF_VCPU_SELF,
+					running | (pc->lead_on & pc->used &
+						   ~pc->lost));
+	else
+		st = PVPERF_ST_NODEV;
+	pc->lead_on = 0;
 	if (unregister) {
 		pv_set_page_locked(pv, pc->vcpu, 0);
 		if (pc->block_ready)
