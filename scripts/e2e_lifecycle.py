@@ -132,13 +132,39 @@ for i in SHORT_RUNS; do
     done
 done
 # exits per switch of the counted task: a task that sleeps and wakes
-# (usleep is a busybox applet: no fork), its own context switches counted
-# by the guest in the same perf stat
+# without forking (pvperf-sleep), its own context switches counted by
+# the guest in the same perf stat; then busybox's shell loop of usleep,
+# which forks a child for each
 echo "@@ MARK exits-start"
 sleep 0.3
-run exits perf stat -x, -e pvperf/task-clock/,context-switches sh -c 'i=0; while [ $i -lt 300 ]; do usleep 500; i=$((i+1)); done'
+run exits perf stat -x, -e pvperf/task-clock/,context-switches pvperf-sleep 300 500
 echo "@@ MARK exits-end"
 sleep 0.3
+echo "@@ MARK exits-fork-start"
+sleep 0.3
+run exits-fork perf stat -x, -e pvperf/task-clock/,context-switches sh -c 'i=0; while [ $i -lt 300 ]; do usleep 500; i=$((i+1)); done'
+echo "@@ MARK exits-fork-end"
+sleep 0.3
+# a group of pvperf events is one host group (query-pvperf names the
+# leader of each member) and a perf stat -I interval reads it in one
+# exit per CPU; the same events ungrouped on slots of their own (shared
+# ones would read the page) take one per event and CPU
+bg group-a perf stat -a -x, -I 200 -e '{pvperf/task-clock/,pvperf/page-faults/}' sleep 2.1
+sleep 1
+echo "@@ MARK group-query"
+bgwait group-a
+echo 0 > /sys/module/pvperf/parameters/shared_slots
+echo "@@ MARK group-solo-start"
+run group-solo perf stat -a -x, -I 200 -e pvperf/task-clock/,pvperf/page-faults/ sleep 2.1
+echo "@@ MARK group-solo-end"
+echo 1 > /sys/module/pvperf/parameters/shared_slots
+echo "@@ MARK group-read-start"
+run group-read perf stat -a -x, -I 200 -e '{pvperf/task-clock/,pvperf/page-faults/}' sleep 2.1
+echo "@@ MARK group-read-end"
+# per task, and sampled by its leader with the members read (:S)
+run group-task perf stat -x, -e '{pvperf/task-clock/,pvperf/context-switches/,pvperf/page-faults/}' taskset 1 sh -c 'i=0; while [ $i -lt 30 ]; do usleep 2000; i=$((i+1)); done; pvperf-burn 0.2'
+run group-rec perf record -q -c 2000000 -e '{pvperf/task-clock/,pvperf/page-faults/}:S' -o /tmp/g.data taskset 1 pvperf-burn 0.3
+run group-rec-n nsamples /tmp/g.data
 FUZZ
 start reset
 act reset sh -c "echo 1 > /sys/bus/pci/devices/$dev/reset"
@@ -260,6 +286,8 @@ def check_boot(r, accel, kernel, oops_re, log_dir):
     def on_mark(g, name):
         if name.endswith(("-start", "-end")):
             marks[name] = g.qmp("query-pvperf")[0]["stats"]
+        elif name == "group-query":
+            marks[name] = g.qmp("query-pvperf")
         elif name == "unplug":
             try:
                 g.qmp("device_del", id="pv0")
@@ -283,6 +311,7 @@ def check_boot(r, accel, kernel, oops_re, log_dir):
                 " | ".join(g.lines[-8:])))
     check_short(r, g, pre, marks)
     check_switch_exits(r, g, pre, marks)
+    check_groups(r, g, pre, marks)
     check_fuzz(r, g, pre, marks)
     seen = set(g.section("oops-start")[0])
     for t in ACTIONS:
@@ -372,42 +401,146 @@ def check_short(r, g, pre, marks, runs=3):
                 exits, ", ".join("%s %d" % kv for kv in sorted(d.items()))))
 
 
-def check_switch_exits(r, g, pre, marks):
-    """Exits per switch of the counted task (in and out each one)."""
-    lines, rc = g.section("exits")
+def stat_intervals(lines):
+    """perf stat -I -x, lines -> {event: [values]} (None: not counted)"""
+    vals = {}
+    for line in lines:
+        f = line.split(",")
+        if len(f) >= 4:
+            try:
+                float(f[0])
+                v = float(f[1])
+            except ValueError:
+                v = None
+            vals.setdefault(f[3], []).append(v)
+    return vals
+
+
+def check_groups(r, g, pre, marks):
+    """A pvperf group is one host group: leader named, read in one exit."""
+    lines, rc = g.section("group-a")
+    q = marks.get("group-query") or [{}]
+    slots = q[0].get("slots", [])
+    by = {(s["vcpu"], s["slot"]): s for s in slots}
+    grouped = []
+    for s in slots:
+        lead = by.get((s["vcpu"], s.get("leader", -1)))
+        if s["event-name"] == "page-faults" and lead and \
+                lead["event-name"] == "task-clock" and "leader" not in lead:
+            grouped.append(s["vcpu"])
+    iv = stat_intervals(lines)
+    r.check(pre + "group/host-group", rc == "0" and
+            sorted(grouped) == [0, 1] and
+            all(iv.get("pvperf/task-clock/", [None])),
+            "perf stat -a -e '{pvperf/task-clock/,pvperf/page-faults/}': "
+            "query-pvperf while it counts: %s; vCPUs whose page-faults "
+            "slot has the task-clock slot as leader: %s (want [0, 1]); "
+            "rc=%s, task-clock per interval %s" % (
+                [(s["vcpu"], s["slot"], s["event-name"], s.get("leader"))
+                 for s in slots], sorted(grouped), rc,
+                iv.get("pvperf/task-clock/")))
+
+    def reads(name):
+        a, b = marks.get(name + "-start"), marks.get(name + "-end")
+        lines, rc = g.section(name)
+        n = len(stat_intervals(lines).get("pvperf/task-clock/", []))
+        if not (a and b) or rc != "0" or not n:
+            return None, n, rc
+        return pvperf_qmp.command_deltas(a, b).get("read", 0), n, rc
+    gr, gn, grc = reads("group-read")
+    sr, sn, src = reads("group-solo")
+    ok = gr is not None and sr is not None and gn >= 5 and sn >= 5 and \
+        gr / gn <= 2.5 and sr / sn >= 3.5
+    r.check(pre + "group/read-one-exit", ok,
+            "perf stat -a -I 200 on 2 CPUs: the group of 2 events %s READs "
+            "in %d intervals (%s per interval, want about 2: one per CPU), "
+            "the 2 events alone on slots of their own %s in %d (%s, about "
+            "4); rc %s, %s" % (
+                gr, gn, "%.1f" % (gr / gn) if gr is not None and gn else "-",
+                sr, sn, "%.1f" % (sr / sn) if sr is not None and sn else "-",
+                grc, src))
+    lines, rc = g.section("group-task")
     vals = {}
     for line in lines:
         f = line.split(",")
         if len(f) >= 3:
             vals[f[2]] = f[0]
-    a, b = marks.get("exits-start"), marks.get("exits-end")
-    try:
-        csw = int(vals.get("context-switches", ""))
-    except ValueError:
-        csw = 0
-    if rc != "0" or not csw or not (a and b):
-        r.fail(pre + "exits-per-task-switch", "perf stat rc=%s %s; marks %s"
-               % (rc, lines[:4], bool(a and b)))
-        return
-    d = pvperf_qmp.command_deltas(a, b)
-    exits = b["exits"] - a["exits"]
-    detail = ("per-task perf stat of pvperf/task-clock/ on a shell looping "
-              "300 usleep 500 (busybox forks each usleep: the child's "
-              "first switch in, its sleep and wakeup, its exit, the "
-              "parent's switch out and in): %d switches out counted by the "
-              "guest, %d exits (%.2f per switch), commands %s" % (
-                  csw, exits, exits / csw, ", ".join(
-                      "%s %d" % kv for kv in sorted(d.items()))))
-    if exits <= csw:
-        r.pass_(pre + "exits-per-task-switch", detail)
-    elif exits <= 3.5 * csw:
-        # the goal (issue 20, item 5) is not reached yet: a READ at each
-        # add and del of a shared-slot event, six per forked child
-        r.skip(pre + "exits-per-task-switch", "above the goal of one exit "
-               "per switch (not reached yet; a regression above 3.5 "
-               "fails): " + detail)
+
+    def num(k):
+        try:
+            return float(vals.get(k, ""))
+        except ValueError:
+            return 0
+    # task-clock in msec (its sysfs .unit)
+    tc, cs = num("pvperf/task-clock/"), num("pvperf/context-switches/")
+    r.check(pre + "group/per-task", rc == "0" and tc > 100 and cs >= 30,
+            "per-task perf stat of a group of 3 over 30 sleeps and 0.2 s "
+            "of work: task-clock %.2f msec (want > 100), context-switches "
+            "%d (want >= 30), rc=%s %s" % (tc, cs, rc, lines[-4:]
+                                           if rc != "0" else ""))
+    _, rc = g.section("group-rec")
+    n = "".join(g.section("group-rec-n")[0]).strip()
+    r.check(pre + "group/record-leader-samples", rc == "0" and
+            n.isdigit() and int(n) >= 50,
+            "perf record -c 2000000 -e '{pvperf/task-clock/,"
+            "pvperf/page-faults/}:S' of 0.3 s of work: rc=%s, %s samples "
+            "(want >= 50)" % (rc, n))
+
+
+def check_switch_exits(r, g, pre, marks):
+    """Exits per switch of the counted task (in and out each one)."""
+    def run(name):
+        lines, rc = g.section(name)
+        vals = {}
+        for line in lines:
+            f = line.split(",")
+            if len(f) >= 3:
+                vals[f[2]] = f[0]
+        a, b = marks.get(name + "-start"), marks.get(name + "-end")
+        try:
+            csw = int(vals.get("context-switches", ""))
+        except ValueError:
+            csw = 0
+        if rc != "0" or not csw or not (a and b):
+            return None, "perf stat rc=%s %s; marks %s" % (
+                rc, lines[:4], bool(a and b))
+        d = pvperf_qmp.command_deltas(a, b)
+        return (csw, b["exits"] - a["exits"]), ", ".join(
+            "%s %d" % kv for kv in sorted(d.items()))
+
+    # 300 sleeps: each a switch out (counted by context-switches) and a
+    # switch in; perf stat's own OPEN, CLOSE and the first READ besides
+    m, cmds = run("exits")
+    if m is None:
+        r.fail(pre + "exits-per-task-switch", cmds)
     else:
-        r.fail(pre + "exits-per-task-switch", detail)
+        csw, exits = m
+        # besides the switches: perf stat's OPEN and CLOSE, and the READs
+        # where the count starts (exec) and ends (exit)
+        fixed = 4
+        r.check(pre + "exits-per-task-switch", exits <= 2 * csw + fixed + 8,
+                "per-task perf stat of pvperf/task-clock/ on pvperf-sleep "
+                "300 500 (no fork): %d switches out counted by the guest, "
+                "as many in: %d exits, %.2f per switch of the task beside "
+                "the %d of its start and end (want <= 1), commands %s" % (
+                    csw, exits, (exits - fixed) / (2.0 * csw), fixed, cmds))
+    # busybox forks each usleep: per child its first switch in, its sleep
+    # and wakeup, its exit (perf takes its count there: no switch out the
+    # child's own context-switches counts) and the parent's switch out
+    # and in, each a READ of the device: about 6 per child for about 2.3
+    # switches out counted
+    m, cmds = run("exits-fork")
+    if m is None:
+        r.fail(pre + "exits-per-fork-switch", cmds)
+    else:
+        csw, exits = m
+        r.check(pre + "exits-per-fork-switch", exits <= 3.5 * csw,
+                "per-task perf stat of pvperf/task-clock/ on a shell "
+                "looping 300 usleep 500 (a child each): %d switches out "
+                "counted by the guest, %d exits (%.2f per switch out, "
+                "%.2f per switch in or out; a regression above 3.5 per "
+                "switch out fails), commands %s" % (
+                    csw, exits, exits / csw, exits / (2.0 * csw), cmds))
 
 
 def interval_values(lines, event="pvperf/task-clock/"):

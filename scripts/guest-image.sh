@@ -91,6 +91,8 @@ depmod -b "$root" "$abi" 2>/dev/null
 # the flags) has the frame pointer perf record -g walks
 gcc -static -O0 -fno-omit-frame-pointer -g -o "$root/usr/bin/pvperf-burn" \
     "$top/tests/guest/burn.c"
+# the exits-per-switch workload: sleeps and wakes, never forks
+gcc -static -O2 -o "$root/usr/bin/pvperf-sleep" "$top/tests/guest/sleep.c"
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
