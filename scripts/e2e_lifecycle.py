@@ -366,7 +366,9 @@ def check_short(r, g, pre, marks, runs=3):
         bad, rows = [], []
         # cpu-clock's own count moves with the host's load under TCG (131
         # to 1266 samples seen in one run of runs): each pvperf run is
-        # held to the median of cpu-clock's runs
+        # held to the median of cpu-clock's runs, or to the cpu-clock run
+        # beside it, which the same load slowed (327 against 287 samples,
+        # the median 1060, seen)
         cns = sorted(short_run(g, f, "cpu-clock", i)[0]
                      for i in range(1, runs + 1))
         cmed = cns[len(cns) // 2]
@@ -376,7 +378,8 @@ def check_short(r, g, pre, marks, runs=3):
             rows.append("%d/%d samples, %.0f/%.0f%% hot, 3:1 share %s/%s" % (
                 pn, cn, phot, chot, "%.2f" % pthree if pthree else "-",
                 "%.2f" % cthree if cthree else "-"))
-            if not (cmed and 0.4 * cmed <= pn <= 2.5 * cmed and
+            near = [c for c in (cmed, cn) if c and 0.4 * c <= pn <= 2.5 * c]
+            if not (near and
                     phot >= chot - 20 and pthree is not None and
                     cthree is not None and abs(pthree - cthree) <= 0.15):
                 bad.append(i)
