@@ -2208,7 +2208,7 @@ static bool pvperf_members_run(struct pvperf_cpu *pc, u32 slot, u32 but)
  * What stops @event's slot: DISABLE, which for a host leader stops its
  * members too; so a counting leader whose members still run is only read
  * (READ; its slot stays enabled on the device, its count stops here), and
- * the last of the group to stop disables it (pvperf_stop_mask()). In a
+ * the last of the group to stop disables it (pvperf_stop_slot()). In a
  * group's sched-out the leader goes first: the group costs an exit per
  * member, as without groups. A sampling leader is disabled: its members
  * do not count on the host until it starts again (perf before 6.16
@@ -2225,17 +2225,29 @@ static u32 pvperf_stop_cmd(struct pvperf_cpu *pc, struct perf_event *event)
 	return PVPERF_CMD_READ;
 }
 
-/* The slots the stop of @slot's event sends the command for */
-static u64 pvperf_stop_mask(struct pvperf_cpu *pc, u32 slot)
+/*
+ * Stop @event's slot on the device (see pvperf_stop_cmd()): the last
+ * member of a group whose leader was left on disables both; if that
+ * fails (the leader's event closed meanwhile on another CPU), the member
+ * alone.
+ */
+static u32 pvperf_stop_slot(struct pvperf_dev *pv, struct pvperf_cpu *pc,
+			    struct perf_event *event)
 {
-	u32 lead = pc->hlead[slot] - 1;
+	u32 slot = event->hw.idx, hl = READ_ONCE(pc->hlead[slot]), lead, st;
+	u32 cmd = pvperf_stop_cmd(pc, event);
 
-	if (!pc->hlead[slot] || !(pc->lead_on & BIT_ULL(lead)) ||
-	    pvperf_members_run(pc, lead, slot))
-		return BIT_ULL(slot);
-	/* the last member of a group whose leader is left on: both off */
-	pc->lead_on &= ~BIT_ULL(lead);
-	return BIT_ULL(slot) | BIT_ULL(lead);
+	lead = hl - 1;
+	if (cmd == PVPERF_CMD_DISABLE && hl && lead < PVPERF_SLOTS_MAX &&
+	    (pc->lead_on & BIT_ULL(lead)) &&
+	    !pvperf_members_run(pc, lead, slot)) {
+		st = pv_mask_cmd(pv, cmd, BIT_ULL(slot) | BIT_ULL(lead), false);
+		if (st == PVPERF_ST_OK || st == PVPERF_ST_NODEV) {
+			pc->lead_on &= ~BIT_ULL(lead);
+			return st;
+		}
+	}
+	return pv_mask_cmd(pv, cmd, BIT_ULL(slot), false);
 }
 
 /*
@@ -2284,8 +2296,7 @@ static void pvperf_stop(struct perf_event *event, int flags)
 	 * event is stopped for perf, but its count is not up to date.
 	 */
 	hwc->state = PERF_HES_STOPPED;
-	if (pv_mask_cmd(pv, pvperf_stop_cmd(pc, event),
-			pvperf_stop_mask(pc, hwc->idx), false) == PVPERF_ST_OK) {
+	if (pvperf_stop_slot(pv, pc, event) == PVPERF_ST_OK) {
 		pvperf_update(event, pc);
 		hwc->state |= PERF_HES_UPTODATE;
 	}
@@ -2293,8 +2304,8 @@ static void pvperf_stop(struct perf_event *event, int flags)
 
 /*
  * The host leader of @event's group (see "Groups" above): its first pvperf
- * event, the perf leader or a sibling, when the group has two or more;
- * else NULL. Called from add, where perf holds the context's lock, which
+ * event, the perf leader or a sibling that perf adds (not one that is
+ * off), when the group has two or more such; else NULL. Called from add, where perf holds the context's lock, which
  * keeps the group as it is.
  */
 static struct perf_event *pvperf_host_leader(struct perf_event *event)
@@ -2306,8 +2317,10 @@ static struct perf_event *pvperf_host_leader(struct perf_event *event)
 		first = leader;
 		n++;
 	}
+	/* a sibling that is off is not added: not one of the host group */
 	for_each_sibling_event(sib, leader) {
-		if (sib->pmu != &pvperf_pmu)
+		if (sib->pmu != &pvperf_pmu ||
+		    (sib != event && sib->state <= PERF_EVENT_STATE_OFF))
 			continue;
 		if (!first)
 			first = sib;
@@ -2454,13 +2467,25 @@ static int pvperf_commit_txn(struct pmu *pmu)
 		return 0;
 	pc = this_cpu_ptr(pv->cpu);
 	if (flags & PERF_PMU_TXN_READ) {
-		/* the group's slots, read in one exit (pvperf_read()) */
-		if (pv_mask_cmd(pv, PVPERF_CMD_READ, mask, true) ==
-		    PVPERF_ST_OK)
-			for (m = mask; m; m &= m - 1)
-				if (pc->active[__ffs64(m)])
-					pvperf_update(pc->active[__ffs64(m)],
-						      pc);
+		/*
+		 * The group's slots, read in one exit (pvperf_read()); a slot
+		 * the device closed is not read (its count stays), and if one
+		 * fails the whole READ, each is read alone
+		 */
+		mask &= ~pc->lost;
+		st = mask ? pv_mask_cmd(pv, PVPERF_CMD_READ, mask, true) :
+			    PVPERF_ST_NODEV;
+		for (m = mask; m; m &= m - 1) {
+			u32 slot = __ffs64(m);
+
+			if (!pc->active[slot])
+				continue;
+			if (st == PVPERF_ST_OK ||
+			    (st != PVPERF_ST_NODEV && st != PVPERF_ST_BUSY &&
+			     pv_mask_cmd(pv, PVPERF_CMD_READ, BIT_ULL(slot),
+					 true) == PVPERF_ST_OK))
+				pvperf_update(pc->active[slot], pc);
+		}
 		return 0;
 	}
 	st = pv_mask_cmd(pv, PVPERF_CMD_ENABLE, mask, false);
