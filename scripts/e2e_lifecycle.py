@@ -165,6 +165,10 @@ echo "@@ MARK group-read-end"
 run group-task perf stat -x, -e '{pvperf/task-clock/,pvperf/context-switches/,pvperf/page-faults/}' taskset 1 sh -c 'i=0; while [ $i -lt 30 ]; do usleep 2000; i=$((i+1)); done; pvperf-burn 0.2'
 run group-rec perf record -q -c 2000000 -e '{pvperf/task-clock/,pvperf/page-faults/}:S' -o /tmp/g.data taskset 1 pvperf-burn 0.3
 run group-rec-n nsamples /tmp/g.data
+# units: pvperf/task-clock/ shown as perf shows its own task-clock
+run units-sysfs sh -c 'cd /sys/bus/event_source/devices/pvperf/events && grep . task-clock.unit task-clock.scale; ls'
+run units-pv perf stat -e pvperf/task-clock/ taskset 1 pvperf-burn 1
+run units-own perf stat -e task-clock taskset 1 pvperf-burn 1
 FUZZ
 start reset
 act reset sh -c "echo 1 > /sys/bus/pci/devices/$dev/reset"
@@ -312,6 +316,7 @@ def check_boot(r, accel, kernel, oops_re, log_dir):
     check_short(r, g, pre, marks)
     check_switch_exits(r, g, pre, marks)
     check_groups(r, g, pre, marks)
+    check_units(r, g, pre)
     check_fuzz(r, g, pre, marks)
     seen = set(g.section("oops-start")[0])
     for t in ACTIONS:
@@ -402,6 +407,41 @@ def check_short(r, g, pre, marks, runs=3):
             " %d exits, commands %s (a clock's frequency is a fixed period:"
             " no SET_PERIOD, no exit per tick)" % (
                 exits, ", ".join("%s %d" % kv for kv in sorted(d.items()))))
+
+
+UNIT_LINE = re.compile(r"^\s*([\d,]+\.\d\d) msec\s+(\S+)")
+
+
+def check_units(r, g, pre=""):
+    """perf stat shows pvperf/task-clock/ as it shows its own task-clock:
+    msec with two decimals (sysfs .unit and .scale)."""
+    sysfs, _ = g.section("units-sysfs")
+    r.check(pre + "units/sysfs", "task-clock.unit:msec" in sysfs and
+            "task-clock.scale:1e-6" in sysfs and
+            not any(l.endswith(".unit") for l in sysfs
+                    if "task-clock" not in l and "cpu-clock" not in l),
+            "events/: %s" % " ".join(sysfs))
+    got = {}
+    for sec in ("units-pv", "units-own"):
+        lines, rc = g.section(sec)
+        m = [UNIT_LINE.match(l) for l in lines]
+        m = [x for x in m if x]
+        got[sec] = (rc, m[0] if m else None,
+                    [l.strip() for l in lines if "task-clock" in l][:1])
+    (prc, pm, pl), (orc, om, ol) = got["units-pv"], got["units-own"]
+    ratio = 0
+    if pm and om:
+        pv = float(pm.group(1).replace(",", ""))
+        own = float(om.group(1).replace(",", ""))
+        ratio = pv / own if own else 0
+    # the values differ as host and guest time do: the vCPU thread's time
+    # on the host against the task's in the guest (under TCG on a loaded
+    # host, half of it or less): only the formatting must be the same
+    r.check(pre + "units/perf-stat-msec", prc == "0" and orc == "0" and
+            bool(pm and om) and pm.group(2) == "pvperf/task-clock/" and
+            om.group(2) == "task-clock" and ratio > 0,
+            "perf stat of a 1-s burn: %s | %s (host/guest time %.2f)" % (
+                pl, ol, ratio))
 
 
 def stat_intervals(lines):
