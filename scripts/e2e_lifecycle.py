@@ -444,18 +444,13 @@ def check_units(r, g, pre=""):
                 pl, ol, ratio))
 
 
-def stat_intervals(lines):
-    """perf stat -I -x, lines -> {event: [values]} (None: not counted)"""
+def stat_values(lines):
+    """perf stat -x, lines -> {event: value as printed}"""
     vals = {}
     for line in lines:
         f = line.split(",")
-        if len(f) >= 4:
-            try:
-                float(f[0])
-                v = float(f[1])
-            except ValueError:
-                v = None
-            vals.setdefault(f[3], []).append(v)
+        if len(f) >= 3:
+            vals[f[2]] = f[0]
     return vals
 
 
@@ -471,22 +466,20 @@ def check_groups(r, g, pre, marks):
         if s["event-name"] == "page-faults" and lead and \
                 lead["event-name"] == "task-clock" and "leader" not in lead:
             grouped.append(s["vcpu"])
-    iv = stat_intervals(lines)
+    iv = interval_values(lines)[0]
     r.check(pre + "group/host-group", rc == "0" and
-            sorted(grouped) == [0, 1] and
-            all(iv.get("pvperf/task-clock/", [None])),
+            sorted(grouped) == [0, 1] and iv and all(iv),
             "perf stat -a -e '{pvperf/task-clock/,pvperf/page-faults/}': "
             "query-pvperf while it counts: %s; vCPUs whose page-faults "
             "slot has the task-clock slot as leader: %s (want [0, 1]); "
             "rc=%s, task-clock per interval %s" % (
                 [(s["vcpu"], s["slot"], s["event-name"], s.get("leader"))
-                 for s in slots], sorted(grouped), rc,
-                iv.get("pvperf/task-clock/")))
+                 for s in slots], sorted(grouped), rc, iv))
 
     def reads(name):
         a, b = marks.get(name + "-start"), marks.get(name + "-end")
         lines, rc = g.section(name)
-        n = len(stat_intervals(lines).get("pvperf/task-clock/", []))
+        n = len(interval_values(lines)[0])
         if not (a and b) or rc != "0" or not n:
             return None, n, rc
         return pvperf_qmp.command_deltas(a, b).get("read", 0), n, rc
@@ -503,11 +496,7 @@ def check_groups(r, g, pre, marks):
                 sr, sn, "%.1f" % (sr / sn) if sr is not None and sn else "-",
                 grc, src))
     lines, rc = g.section("group-task")
-    vals = {}
-    for line in lines:
-        f = line.split(",")
-        if len(f) >= 3:
-            vals[f[2]] = f[0]
+    vals = stat_values(lines)
 
     def num(k):
         try:
@@ -534,11 +523,7 @@ def check_switch_exits(r, g, pre, marks):
     """Exits per switch of the counted task (in and out each one)."""
     def run(name):
         lines, rc = g.section(name)
-        vals = {}
-        for line in lines:
-            f = line.split(",")
-            if len(f) >= 3:
-                vals[f[2]] = f[0]
+        vals = stat_values(lines)
         a, b = marks.get(name + "-start"), marks.get(name + "-end")
         try:
             csw = int(vals.get("context-switches", ""))
@@ -670,11 +655,8 @@ def check_action(r, g, pre, t, seen, oops_re, marks):
             ", task-clock msec per interval before: %s, after: %s: %s" % (
                 jrc, before, after, want))
     jl, jrc = g.section(t + "-stat-task")
-    vals = {}
-    for line in jl:
-        f = line.split(",")
-        if len(f) >= 3 and f[2].startswith("pvperf/"):
-            vals[f[2]] = f[0]
+    vals = {k: v for k, v in stat_values(jl).items()
+            if k.startswith("pvperf/")}
     r.check(p + "stat-task", jrc == "0" and
             vals.get("pvperf/task-clock/", "<").replace(".", "").isdigit(),
             "per-task perf stat of a task forking after it: rc=%s, %s" % (
