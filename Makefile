@@ -13,8 +13,9 @@
 #                 with 1,024 open slots
 #   make fuzz     QEMU's generic-fuzz (libFuzzer, ASan, UBSan) on pvperf;
 #                 FUZZ_RUNS=N executions (default 1000000)
-#   make fuzz-guest  trinity on the guest driver, in each guest kernel;
-#                 FUZZ_OPS=N system calls per kernel (default 50000)
+#   make fuzz-guest  trinity and pvperf-fuzz on the guest driver, in each
+#                 guest kernel; FUZZ_OPS=N trinity calls per kernel (default
+#                 50000), ten times as many pvperf-fuzz operations
 
 SHELL := /bin/bash
 QEMU := build/qemu/qemu-system-x86_64

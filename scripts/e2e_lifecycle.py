@@ -25,10 +25,14 @@ JOBS = ("rec-task", "rec-a", "rec-inherit", "stat-I", "stat-task")
 
 # trinity (Debian's system call fuzzer): perf_event_open, whose generator
 # walks every PMU in sysfs (pvperf among them), and the calls on perf fds
-# (the only fds it keeps), from 2 forked children; seeded and bounded
+# (the only fds it keeps), from 2 forked children; seeded and bounded.
+# Then pvperf-fuzz (tests/guest/perf-fuzz.c), aimed at pvperf events,
+# two instances while the device is unbound and bound again every 2 s.
 FUZZ = r"""
 echo "@@ MARK fuzz-start"
 run fuzz sh -c 'set -o pipefail; cd /tmp && timeout FUZZ_TIMEOUT trinity --dangerous -q -l off -T DIE,WARN,BAD_PAGE -C 2 -N FUZZ_OPS -s 20261207 --disable-fds=sockets,pipes,epoll,eventfd,pseudo,timerfd,testfile,memfd,drm -c perf_event_open -c ioctl -c read -c mmap -c poll -c close 2>&1 | grep -E "Ran [0-9]+ syscalls|Bailing|tainted|BUG"'
+echo "@@ MARK fuzz-mid"
+run fuzz-pv sh -c 'cd /tmp; d=/sys/bus/pci/drivers/pvperf; dev=$(basename "$(readlink -f $d/0000:*)"); timeout PVFUZZ_TIMEOUT pvperf-fuzz 20261207 PVFUZZ_OPS & a=$!; timeout PVFUZZ_TIMEOUT pvperf-fuzz 20261208 PVFUZZ_OPS & b=$!; n=0; while kill -0 $a 2>/dev/null || kill -0 $b 2>/dev/null; do sleep 1.5; echo $dev > $d/unbind && sleep 0.5 && echo $dev > $d/bind && n=$((n+1)); done; [ -e $d/$dev ] || echo $dev > $d/bind; wait $a; ra=$?; wait $b; rb=$?; echo "pvperf-fuzz rc $ra $rb, $n unbind and bind cycles, bound again: $(ls $d | grep -c 0000:)"; [ $ra = 0 ] && [ $rb = 0 ] && [ -e $d/$dev ]'
 echo "@@ MARK fuzz-end"
 run fuzz-splats sh -c "dmesg | grep -E -A30 'OOPS_RE'; true"
 run fuzz-after perf stat -a -x, -e pvperf/task-clock/ sleep 0.3
@@ -208,9 +212,18 @@ def fuzz_ops():
     return int(os.environ.get("PVPERF_FUZZ_OPS", "1500"))
 
 
+def pvfuzz_ops():
+    """pvperf-fuzz's operations per instance: 10,000 in make check,
+    ten times trinity's in make fuzz-guest"""
+    ops = os.environ.get("PVPERF_FUZZ_OPS")
+    return int(ops) * 10 if ops else 10000
+
+
 def script(text, oops_re):
     ops = fuzz_ops()
     return (text.replace("FUZZ\n", FUZZ)
+            .replace("PVFUZZ_OPS", str(pvfuzz_ops()))
+            .replace("PVFUZZ_TIMEOUT", str(120 + pvfuzz_ops() // 20))
             .replace("FUZZ_OPS", str(ops))
             # trinity waits 10 s as root; then about 30 operations a
             # second under TCG here: twice that, and a minute more
@@ -228,7 +241,8 @@ def check_fuzz_boot(r, accel, kernel, oops_re, log_dir):
         marks[name] = g.qmp("query-pvperf")[0]["stats"]
 
     g = pvperf_guest.Guest(
-        script(FUZZ_ONLY, oops_re), accel, timeout=300 + fuzz_ops() // 10,
+        script(FUZZ_ONLY, oops_re), accel,
+        timeout=300 + fuzz_ops() // 10 + pvfuzz_ops() // 100,
         kernel=kernel, on_mark=on_mark,
         log_path=os.path.join(log_dir, "e2e-fuzz-%s.log" % kernel))
     done = g.run()
@@ -248,7 +262,7 @@ def check_fuzz(r, g, pre, marks):
     and pvperf counts afterwards"""
     lines, rc = g.section("fuzz")
     ran = [l for l in lines if "Ran " in l]
-    a, b = marks.get("fuzz-start"), marks.get("fuzz-end")
+    a, b = marks.get("fuzz-start"), marks.get("fuzz-mid")
     d = pvperf_qmp.command_deltas(a, b) if a and b else {}
     splats = g.section("fuzz-splats")[0]
     ours = [l for l in splats if "pvperf" in l]
@@ -261,12 +275,41 @@ def check_fuzz(r, g, pre, marks):
                 "no command", "splats naming pvperf: %s" % ours[:6] if ours
                 else "no splat naming pvperf" + (
                     " (%d other splat lines)" % len(splats) if splats else "")))
+    check_pvfuzz(r, g, pre, marks, ours)
     lines, rc = g.section("fuzz-after")
     r.check(pre + "fuzz/stat-after", rc == "0" and any(
         "pvperf/task-clock/" in l and l.split(",")[0].replace(".", "")
         .isdigit() for l in lines),
         "perf stat -a -e pvperf/task-clock/ after trinity: rc=%s %s" % (
             rc, lines[:2]))
+
+
+def check_pvfuzz(r, g, pre, marks, ours):
+    """pvperf-fuzz, two instances side by side while the device is
+    unbound and bound again every 2 s: each ended with perf's contract
+    kept (no count backwards, running <= enabled, sane ring records, in
+    its children too), the device is bound at the end (perf stat after
+    checks it counts), and they reached the device: it ran open,
+    enable, read and close commands meanwhile (trinity's calls rarely
+    pass pvperf's event_init)"""
+    lines, rc = g.section("fuzz-pv")
+    runs = [l.strip() for l in lines if l.startswith("pvperf-fuzz: seed")]
+    cycles = [l.strip() for l in lines if "unbind and bind cycles" in l]
+    m = re.search(r"(\d+) unbind and bind", cycles[-1]) if cycles else None
+    unbinds = int(m.group(1)) if m else 0
+    a, b = marks.get("fuzz-mid"), marks.get("fuzz-end")
+    d = pvperf_qmp.command_deltas(a, b) if a and b else {}
+    reached = all(d.get(c, 0) >= 20 for c in ("open", "enable", "read",
+                                               "close"))
+    r.check(pre + "fuzz/pvperf-fuzz", rc == "0" and len(runs) == 2 and
+            reached and unbinds >= 1 and not ours,
+            "%s; %s; the device ran %s%s" % (
+                " | ".join(runs) if len(runs) == 2 else
+                "rc=%s: %s" % (rc, lines[-6:]),
+                cycles[-1] if cycles else "no unbind and bind",
+                ", ".join("%s %d" % kv for kv in sorted(d.items())) or
+                "no command", "" if reached else
+                " (wants >= 20 each of open, enable, read, close)"))
 
 
 def release_name(release):
@@ -300,7 +343,8 @@ def check_boot(r, accel, kernel, oops_re, log_dir):
                 marks[name] = str(e)
 
     g = pvperf_guest.Guest(
-        script(SCRIPT, oops_re), accel, timeout=1200 + fuzz_ops() // 15,
+        script(SCRIPT, oops_re), accel,
+        timeout=1200 + fuzz_ops() // 15 + pvfuzz_ops() // 100,
         kernel=kernel, smp=2, on_mark=on_mark,
         log_path=os.path.join(log_dir, "e2e-lifecycle-%s.log" % kernel),
         device="pvperf,id=pv0,bus=br0,addr=1.0,refresh-ms=50",

@@ -93,6 +93,8 @@ gcc -static -O0 -fno-omit-frame-pointer -g -o "$root/usr/bin/pvperf-burn" \
     "$top/tests/guest/burn.c"
 # the exits-per-switch workload: sleeps and wakes, never forks
 gcc -static -O2 -o "$root/usr/bin/pvperf-sleep" "$top/tests/guest/sleep.c"
+# the fuzzer aimed at the pvperf PMU (trinity's calls rarely reach it)
+gcc -static -O2 -o "$root/usr/bin/pvperf-fuzz" "$top/tests/guest/perf-fuzz.c"
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
