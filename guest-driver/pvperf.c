@@ -283,6 +283,12 @@ struct pvperf_event {
 	 * start or stop outside NMI settles it (see pvperf_stop()).
 	 */
 	bool nmi_stopped;
+	/*
+	 * What samples added to the count ahead of the records (see
+	 * pvperf_sample()): taken from the next deltas, on the CPU the
+	 * event runs on, IRQs off
+	 */
+	u64 ahead;
 	u8 sslot;			/* the shared slot + 1 while added */
 	struct list_head snode;		/* in pc->sactive while added */
 	u8 slot[];			/* slot + 1 on each CPU, 0 = none */
@@ -784,6 +790,12 @@ static void pvperf_account(struct perf_event *event,
 	if (running && running < enabled &&
 	    delta <= div64_u64(U64_MAX, enabled) * running)
 		delta = mul_u64_u64_div_u64(delta, enabled, running);
+	if (pe->ahead) {
+		u64 paid = min(delta, pe->ahead);
+
+		pe->ahead -= paid;
+		delta -= paid;
+	}
 	local64_add(delta, &event->count);
 }
 
@@ -1847,11 +1859,23 @@ static bool pvperf_excluded(struct perf_event *event, struct pt_regs *regs)
  * period_left one short of an overflow, which makes perf_swevent_event()
  * overflow exactly once with data.period = @period, through perf's
  * frequency and output paths (perf_swevent_overflow() never throttles a
- * first overflow: pvperf_irq() bounds the rate). The count it adds is
- * taken back first: the event's count comes from the records.
+ * first overflow: pvperf_irq() bounds the rate).
+ *
+ * perf_swevent_event() adds @period to the count, which comes from the
+ * records (@now, accounted here). Taking it back after would let a read
+ * from another CPU see the count go back (perf_event_read() takes the
+ * count after its IPI, which this interrupt can follow), and so would
+ * taking it back before: it is taken from the record's delta instead,
+ * which already holds what the overflows counted, and from later deltas
+ * for what that delta lacks (pe->ahead: a read took part of it already,
+ * or the weight was held back by the rate bound). The count never goes
+ * back, and is ahead of the records by at most one weight meanwhile.
+ * Called only where perf_tp_event() will take the sample (the event is
+ * not stopped, the context is not one it excludes), so that it does add
+ * @period.
  */
 static void pvperf_sample(struct perf_event *event, u64 period,
-			  struct pt_regs *regs)
+			  struct pt_regs *regs, const struct pvperf_snap *now)
 {
 #ifdef CONFIG_EVENT_TRACING
 	struct hw_perf_event *hwc = &event->hw;
@@ -1862,13 +1886,17 @@ static void pvperf_sample(struct perf_event *event, u64 period,
 	/* 0 would divide by zero in perf_swevent_set_period() */
 	period = clamp_t(u64, period, 1, S64_MAX);
 	rctx = perf_swevent_get_recursion_context();
-	if (rctx < 0)
+	if (rctx < 0) {
+		pvperf_account(event, now);
 		return;
+	}
 	INIT_HLIST_HEAD(&head);
 	hlist_add_head(&event->hlist_entry, &head);
 	hwc->last_period = period;
 	local64_set(&hwc->period_left, -1);
-	local64_sub(period, &event->count);
+	to_pe(event)->ahead = min_t(u64, to_pe(event)->ahead + period,
+				    S64_MAX);
+	pvperf_account(event, now);
 	/*
 	 * A count of @period: data.period is @period in every branch of
 	 * perf_swevent_event(), that of PERF_SAMPLE_PERIOD with a fixed
@@ -1878,6 +1906,8 @@ static void pvperf_sample(struct perf_event *event, u64 period,
 	perf_tp_event(0, period, record, sizeof(struct trace_entry), regs,
 		      &head, rctx, NULL);
 	hlist_del_init(&event->hlist_entry);
+#else
+	pvperf_account(event, now);
 #endif
 }
 
@@ -1930,9 +1960,9 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 			ret = IRQ_HANDLED;
 		if (!event || !to_pe(event)->sampling || event->hw.state)
 			continue;
-		pvperf_account(event, &now);
 		if (now.overflows < pc->ovf_seen[slot]) {
 			/* a slot that started again (reopened): from here */
+			pvperf_account(event, &now);
 			pc->ovf_seen[slot] = now.overflows;
 			continue;
 		}
@@ -1949,6 +1979,7 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		 * (perf takes the time since the last sample for one period)
 		 */
 		if (pvperf_excluded(event, regs)) {
+			pvperf_account(event, &now);
 			pc->weight[slot] = 0;
 			if (event->attr.freq)
 				event->hw.freq_time_stamp = local_clock();
@@ -1959,10 +1990,13 @@ static irqreturn_t pvperf_irq(int irq, void *data)
 		 * at most MAX_SAMPLE_RATE a second per CPU; the overflows
 		 * not sampled now weigh on the next sample.
 		 */
-		if (!pc->weight[slot] || pc->samples >= pv->tick_samples)
+		if (!pc->weight[slot] || pc->samples >= pv->tick_samples) {
+			pvperf_account(event, &now);
 			continue;
+		}
 		pc->samples++;
-		pvperf_sample(event, pc->weight[slot], regs);
+		/* the count, from @now, is taken there */
+		pvperf_sample(event, pc->weight[slot], regs, &now);
 		pc->weight[slot] = 0;
 	}
 	return ret;

@@ -95,6 +95,9 @@ gcc -static -O0 -fno-omit-frame-pointer -g -o "$root/usr/bin/pvperf-burn" \
 gcc -static -O2 -o "$root/usr/bin/pvperf-sleep" "$top/tests/guest/sleep.c"
 # the fuzzer aimed at the pvperf PMU (trinity's calls rarely reach it)
 gcc -static -O2 -o "$root/usr/bin/pvperf-fuzz" "$top/tests/guest/perf-fuzz.c"
+# reads of a sampling event from another CPU while it overflows
+gcc -static -O2 -o "$root/usr/bin/pvperf-read-monotonic" \
+    "$top/tests/guest/read-monotonic.c"
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
