@@ -217,7 +217,9 @@ def fuzz_ops():
 
 def pvfuzz_ops():
     """pvperf-fuzz's operations per instance: 10,000 in make check,
-    ten times trinity's in make fuzz-guest"""
+    ten times trinity's in make fuzz-guest, or PVPERF_PVFUZZ_OPS"""
+    if os.environ.get("PVPERF_PVFUZZ_OPS"):
+        return int(os.environ["PVPERF_PVFUZZ_OPS"])
     ops = os.environ.get("PVPERF_FUZZ_OPS")
     return int(ops) * 10 if ops else 10000
 
