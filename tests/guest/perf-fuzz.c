@@ -53,6 +53,8 @@ struct fuzz_fd {
     size_t ring_len;
     int have_last;          /* last count read, valid until a RESET */
     int theirs;             /* a child's copy of its parent's fd */
+    int member;             /* opened in another fd's group */
+    uint64_t id;            /* PERF_EVENT_IOC_ID, for a member's reads */
     uint64_t last;
 };
 
@@ -264,7 +266,11 @@ static void op_open(void)
         .fd = fd, .pvperf = attr.type == (uint32_t)pv_type,
         .read_format = attr.read_format,
         .theirs = g && g->theirs,   /* in a group of the parent's */
+        .member = group != -1,
     };
+    if (group != -1 && ioctl(fd, PERF_EVENT_IOC_ID, &fds[nfds].id)) {
+        fds[nfds].id = 0;
+    }
     nfds++;
 }
 
@@ -328,7 +334,10 @@ static void op_ioctl(void)
 
 /*
  * Without PERF_FORMAT_GROUP: value, [enabled], [running], [id], [lost];
- * with it: nr, [enabled], [running], then nr of {value, [id], [lost]}
+ * with it: nr, [enabled], [running], then nr of {value, [id], [lost]},
+ * the leader's first. A member's own value is the one with its id: its
+ * leader can go away (closed here, the last copy of its fd closed by a
+ * child later), and then the member leads a group of its own.
  */
 static void read_fd(struct fuzz_fd *f, size_t len)
 {
@@ -358,6 +367,28 @@ static void read_fd(struct fuzz_fd *f, size_t len)
         return;
     }
     value = group ? buf[k] : buf[0];
+    if (group && f->member) {
+        size_t each = 1 + !!(rf & PERF_FORMAT_ID) + !!(rf & (1U << 4));
+        uint64_t i, nr = buf[0];
+
+        if (!(rf & PERF_FORMAT_ID) || !f->id) {
+            return;         /* no way to tell which value is its own */
+        }
+        for (i = 0; i < nr; i++) {
+            size_t at = k + i * each;
+
+            if ((at + 2) * sizeof(uint64_t) > (size_t)n) {
+                return;
+            }
+            if (buf[at + 1] == f->id) {
+                value = buf[at];
+                break;
+            }
+        }
+        if (i == nr) {
+            return;
+        }
+    }
     if ((rf & PERF_FORMAT_TOTAL_TIME_ENABLED) &&
         (rf & PERF_FORMAT_TOTAL_TIME_RUNNING) && running > enabled) {
         n_bad_time++;
