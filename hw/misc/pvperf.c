@@ -272,6 +272,13 @@ struct PVPerfState {
     PVPerfMigSlot *mig_slots;
     PVPerfMigVcpu *mig_vcpus;
     bool mig_restore;           /* loaded: reopen when the VM runs */
+    /*
+     * pvperf_exit() ran: under KVM a vCPU resolves its MMIO/PIO target
+     * before it takes the BQL, so a doorbell can still reach a device
+     * that another vCPU's eject unrealized meanwhile (its flatview holds
+     * the object); set and read under the BQL
+     */
+    bool gone;
     bool mig_postcopy;          /* a migration that may go postcopy runs */
     VMChangeStateEntry *vm_change;
     NotifierWithReturn mig_notifier;
@@ -1980,6 +1987,16 @@ static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
     uint32_t host_errno = s->host_errno;
     PVPerfArgs a;
 
+    if (s->gone) {
+        /* no vCPU table, no run buffer, no bus master address space */
+        qemu_log_mask(LOG_GUEST_ERROR, "pvperf: command 0x%x reached the "
+                      "device after its removal: ignored\n", cmd);
+        if (cmd != PVPERF_CMD_RUN) {
+            s->status = PVPERF_ST_BAD_COMMAND;
+        }
+        return;
+    }
+
     pvperf_reg_args(s, &a);
     if (cmd == PVPERF_CMD_RUN) {
         /* RUN touches no register: other vCPUs may be using them */
@@ -2856,6 +2873,8 @@ static void pvperf_realize(PCIDevice *pdev, Error **errp)
 static void pvperf_exit(PCIDevice *pdev)
 {
     PVPerfState *s = PVPERF(pdev);
+
+    s->gone = true;             /* first: see pvperf_doorbell() */
 
     if (s->vm_change) {
         qemu_del_vm_change_state_handler(s->vm_change);

@@ -3118,6 +3118,120 @@ static void unplug_spinning(Fixture *f, const char *id, uint8_t slot)
 }
 
 /*
+ * A doorbell that reaches the device after it was unrealized. Under KVM a
+ * vCPU resolves the target of its MMIO or PIO exit in the flatview it
+ * holds under RCU, and only then takes the BQL (physmem.c:
+ * flatview_write() translates, flatview_write_continue_step() locks); if
+ * another vCPU's eject (PIIX4's B0EJ, a PCIe slot power-off, an SHPC slot
+ * command) unrealized the device meanwhile, the handler still runs, on a
+ * device whose vCPU table and run buffer pvperf_exit() freed. No thread
+ * is needed to get there: one qtest write that starts at a pci-bridge's
+ * SHPC command register and runs on into pvperf's DOORBELL behind that
+ * bridge is dispatched part by part through the flatview it started
+ * with, as the blocked vCPU's is. Its first part powers the slot off,
+ * which unplugs pvperf; its last rings pvperf's doorbell. Every command
+ * must then be ignored, logged, and leave QEMU running.
+ */
+#define EJECT_BRIDGE_DEVFN      QPCI_DEVFN(5, 0)
+#define EJECT_WINDOW            0xe8000000u     /* the bridge's memory window */
+#define EJECT_SHPC              (EJECT_WINDOW - 0x100)  /* its SHPC BAR */
+#define EJECT_SHPC_CMD          0x14    /* SHPC_CMD_CODE, then SHPC_CMD_TRGT */
+
+static void eject_cfg_writel(QTestState *qts, uint8_t bus, uint8_t devfn,
+                             uint8_t off, uint32_t val)
+{
+    /* type 1 configuration cycles reach bus 1, which libqos does not scan */
+    qtest_outl(qts, 0xcf8, 0x80000000u | bus << 16 | devfn << 8 | off);
+    qtest_outl(qts, 0xcfc, val);
+}
+
+static void doorbell_after_eject(uint32_t cmd)
+{
+    g_autofree char *log_path = NULL;
+    g_autofree char *text = NULL;
+    g_autofree uint8_t *buf = NULL;
+    uint64_t start = EJECT_SHPC + EJECT_SHPC_CMD;
+    uint64_t len = EJECT_WINDOW + PVPERF_REG_DOORBELL + 4 - start;
+    QTestState *qts;
+    QPCIBus *bus;
+    QPCIDevice *br;
+    QDict *ev = NULL;
+    int fd;
+
+    fd = g_file_open_tmp("pvperf-test-XXXXXX.log", &log_path, NULL);
+    g_assert(fd >= 0);
+    close(fd);
+    qts = qtest_initf("-d guest_errors -D %s "
+                      "-global PIIX4_PM.acpi-pci-hotplug-with-bridge-support="
+                      "off -device pci-bridge,id=br,chassis_nr=1,shpc=on,"
+                      "addr=05.0 -device pvperf,id=pvb,bus=br,addr=01.0,"
+                      "events=task-clock", log_path);
+    bus = qpci_new_pc(qts, NULL);
+    br = qpci_device_find(bus, EJECT_BRIDGE_DEVFN);
+    g_assert(br);
+    /* bus 1 behind the bridge, a 1 MiB window, the SHPC BAR below it */
+    qpci_config_writeb(br, PCI_PRIMARY_BUS, 0);
+    qpci_config_writeb(br, PCI_SECONDARY_BUS, 1);
+    qpci_config_writeb(br, PCI_SUBORDINATE_BUS, 1);
+    qpci_config_writew(br, PCI_MEMORY_BASE, EJECT_WINDOW >> 16);
+    qpci_config_writew(br, PCI_MEMORY_LIMIT, EJECT_WINDOW >> 16);
+    qpci_config_writel(br, PCI_BASE_ADDRESS_0, EJECT_SHPC);
+    qpci_config_writel(br, PCI_BASE_ADDRESS_1, 0);
+    qpci_config_writew(br, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    eject_cfg_writel(qts, 1, QPCI_DEVFN(1, 0), PCI_BASE_ADDRESS_0,
+                     EJECT_WINDOW);
+    eject_cfg_writel(qts, 1, QPCI_DEVFN(1, 0), PCI_COMMAND,
+                     PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    g_assert_cmphex(qtest_readl(qts, EJECT_WINDOW + PVPERF_REG_MAGIC), ==,
+                    PVPERF_MAGIC);
+
+    /* SHPC: slot disabled, power LED off, target 1 (PCI slot 1); DOORBELL */
+    buf = g_malloc0(len);
+    buf[0] = 0x0f;
+    buf[1] = 1;
+    stl_le_p(buf + len - 4, cmd);
+    qtest_memwrite(qts, start, buf, len);
+
+    /*
+     * QEMU is alive, the device is gone (DEVICE_DELETED comes when the
+     * object is finalized: after RCU frees the old flatview, which held
+     * it), and it said what it ignored
+     */
+    for (int i = 0; i < 500 && !ev; i++) {
+        qtest_qmp_assert_success(qts, "{'execute': 'query-status'}");
+        ev = qtest_qmp_event_ref(qts, "DEVICE_DELETED");
+        if (!ev) {
+            g_usleep(10 * 1000);
+        }
+    }
+    g_assert_nonnull(ev);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "device"), ==,
+                    "pvb");
+    qobject_unref(ev);
+    g_assert_cmphex(qtest_readl(qts, EJECT_WINDOW + PVPERF_REG_MAGIC), !=,
+                    PVPERF_MAGIC);
+    g_assert(g_file_get_contents(log_path, &text, NULL, NULL));
+    if (!strstr(text, "reached the device after its removal")) {
+        g_test_message("command 0x%x; log was:\n%s", cmd, text);
+    }
+    g_assert_nonnull(strstr(text, "reached the device after its removal"));
+    g_free(br);
+    qpci_free_pc(bus);
+    qtest_quit(qts);
+    unlink(log_path);
+}
+
+static void test_doorbell_after_eject(void)
+{
+    /* every command, and one that is none (PVPERF_CMD_SET_PERIOD + 1) */
+    for (uint32_t cmd = PVPERF_CMD_NOP; cmd <= PVPERF_CMD_SET_PERIOD + 1;
+         cmd++) {
+        doorbell_after_eject(cmd);
+    }
+}
+
+/*
  * Sampling slots hold an fd and a mapped ring buffer each; every way of
  * getting rid of them releases both, overflows pending or not.
  */
@@ -4121,6 +4235,8 @@ qtest_add_func("/pvperf/migration/open-anytime",
     qtest_add_func("/pvperf/sample/throttle", test_sample_throttle);
     qtest_add_func("/pvperf/sample/lost", test_sample_lost);
     qtest_add_func("/pvperf/sample/cleanup", test_sample_cleanup);
+    qtest_add_func("/pvperf/unplug/doorbell-after-eject",
+                   test_doorbell_after_eject);
     qtest_add_func("/pvperf/sample/msix-off", test_sample_msix_off);
     qtest_add_func("/pvperf/sample/no-page", test_sample_no_page);
     qtest_add_func("/pvperf/sample/query", test_sample_query);
