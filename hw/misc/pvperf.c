@@ -1982,6 +1982,8 @@ static uint32_t pvperf_cmd_run(PVPerfState *s, uint32_t self)
     return status;
 }
 
+static void pvperf_restore(PVPerfState *s);
+
 static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
 {
     uint32_t host_errno = s->host_errno;
@@ -1995,6 +1997,15 @@ static void pvperf_doorbell(PVPerfState *s, uint32_t cmd)
             s->status = PVPERF_ST_BAD_COMMAND;
         }
         return;
+    }
+    if (s->mig_restore) {
+        /*
+         * A command between an incoming migration's load and the VM's
+         * start (a guest's vCPUs do not run then: qtest, or a paused VM's
+         * DMA): the migrated slots are restored first, so that it acts
+         * on them as it would once the VM runs
+         */
+        pvperf_restore(s);
     }
 
     pvperf_reg_args(s, &a);
@@ -2666,6 +2677,12 @@ static void pvperf_restore_slot(PVPerfState *s, const PVPerfMigSlot *m)
         error_report("pvperf: vCPU %u slot %u could not be restored: no "
                      "state for its vCPU", m->vcpu, m->slot);
         return;
+    }
+    if (vc->open & (1ull << m->slot)) {
+        /* pvperf_doorbell() restores before any command: cannot be */
+        error_report("pvperf: vCPU %u slot %u was open before its restore: "
+                     "closed first", m->vcpu, m->slot);
+        pvperf_close_slot(s, vc, m->slot);
     }
     sl = &vc->slot[m->slot];
     *sl = (PVPerfSlot) {

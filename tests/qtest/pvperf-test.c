@@ -2205,6 +2205,46 @@ static void test_migration_open_anytime(void)
 }
 
 /*
+ * A command between an incoming migration's load and the VM's start (a
+ * guest's vCPUs do not run then; qtest, or a paused VM's DMA, can) acts
+ * on the migrated slots: they are restored first. An earlier revision
+ * restored them only at the start, over whatever such a command had
+ * opened: the slot's first fd leaked, the open-slot count went one too
+ * high, and the next RESET aborted QEMU on it.
+ */
+static void test_migration_command_before_start(void)
+{
+    g_autofree char *file = tmp_path("mig-early", "");
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    Fixture f;
+    int fds;
+
+    fixture_start(&f, NULL, "-m 64");
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    migrate_to_file(&f, uri);
+    fixture_stop(&f);
+
+    fixture_start(&f, NULL, "-m 64 -S -incoming defer");
+    fds = count_fds(qtest_pid(f.qts));
+    migrate_from_file(&f, uri);
+    g_assert_cmpstr(run_state(f.qts), !=, "running");
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_SLOT_BUSY);
+    g_assert_cmpuint(open_slot(&f, 0, 1, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    qtest_qmp_assert_success(f.qts, "{'execute': 'cont'}");
+    g_assert_cmpint(open_slots_of(&f), ==, 2);
+    /* two slots and the vCPU's watch: no fd left behind */
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, fds + 3);
+    g_assert_cmpuint(ring(&f, PVPERF_CMD_RESET), ==, PVPERF_ST_OK);
+    g_assert_cmpint(open_slots_of(&f), ==, 0);
+    g_assert_cmpint(count_fds(qtest_pid(f.qts)), ==, fds);
+    fixture_stop(&f);
+    unlink(file);
+}
+
+/*
  * Catalogs are compared by their names, not by a digest: these two
  * single-entry catalogs (task-clock and cpu-clock, spelled as libpfm4
  * accepts them) have the same 32-bit FNV-1a hash, which an earlier
@@ -4206,8 +4246,10 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/qmp/states", test_qmp_states);
     qtest_add_func("/pvperf/qmp/arguments", test_qmp_arguments);
     qtest_add_func("/pvperf/migration/pages", test_migration);
-qtest_add_func("/pvperf/migration/open-anytime",
+    qtest_add_func("/pvperf/migration/open-anytime",
                    test_migration_open_anytime);
+    qtest_add_func("/pvperf/migration/command-before-start",
+                   test_migration_command_before_start);
     qtest_add_func("/pvperf/migration/open-slots", test_migration_open_slots);
     qtest_add_func("/pvperf/migration/catalog-refused-source-runs",
                    test_migration_open_refused);
