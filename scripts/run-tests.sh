@@ -33,6 +33,17 @@ run() {
     fi
 }
 
+abi_versions_agree() {
+    local h=include/hw/misc/pvperf.h major minor
+    major=$(sed -n 's/^#define PVPERF_VERSION_MAJOR  *\([0-9]*\).*/\1/p' $h)
+    minor=$(sed -n 's/^#define PVPERF_VERSION_MINOR  *\([0-9]*\).*/\1/p' $h)
+    echo "header: ABI $major.$minor"
+    grep "Guest/host ABI, version" $h
+    sed -n 5p docs/pvperf.rst
+    grep -q "Guest/host ABI, version $major\.$minor\." $h &&
+        sed -n 5p docs/pvperf.rst | grep -q "ABI v$major\.$minor\$"
+}
+
 suite_abi() {
     # The ABI header stands alone (driver and tests include it), and its
     # static asserts hold on 32-bit guests as on 64-bit ones.
@@ -43,6 +54,8 @@ suite_abi() {
     run abi/header-c11-i386 gcc -m32 -ffreestanding -std=c11 -Wall -Werror -Iinclude -fsyntax-only "$t/a.c"
     run abi/header-gnu11 gcc -std=gnu11 -Wall -Werror -Iinclude -fsyntax-only "$t/a.c"
     rm -rf "$t"
+    # One ABI version: the header's numbers, its comment, the spec's title
+    run abi/doc-version abi_versions_agree
     # The guest driver against a newer kernel than the guest's 6.1
     run driver/build-backports-kernel scripts/driver-build-check.sh
     # ... and against the newest the Debian archive offers (unstable)

@@ -3247,7 +3247,8 @@ static void pvperf_class_init(ObjectClass *klass, void *data)
         "open slots over all vCPUs, 1-65536");
     object_class_property_set_description(klass, "max-sample-rate",
         "overflows per second and vCPU the guest may have; beyond, its "
-        "sampling slots stop for the rest of a 10 ms window, 100-1000000");
+        "sampling slots are held until its rate is back within it (at "
+        "most 10 s), 100-1000000");
     object_class_property_set_description(klass, "refresh-ms",
         "refresh enabled slots in the count pages every N ms, 0 = off");
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);

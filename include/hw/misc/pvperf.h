@@ -2,7 +2,7 @@
 /*
  * pvperf: paravirtual access to host performance events.
  *
- * Guest/host ABI, version 1.2. docs/pvperf.rst is the specification; this
+ * Guest/host ABI, version 1.3. docs/pvperf.rst is the specification; this
  * header is its machine-readable twin and is shared by the QEMU device,
  * its qtest and the Linux guest driver. It uses fixed-width types only
  * and depends on nothing else from QEMU or Linux.
