@@ -828,7 +828,8 @@ static uint32_t pvperf_page_target(PVPerfState *s, const PVPerfArgs *a,
 
 static uint32_t pvperf_cmd_set_page(PVPerfState *s, const PVPerfArgs *a)
 {
-    uint64_t gpa = a->addr;
+    uint64_t gpa = a->addr, old;
+    bool old_unwritable;
     PVPerfVcpu *vc;
     uint32_t v, st;
     MemTxResult r;
@@ -844,12 +845,20 @@ static uint32_t pvperf_cmd_set_page(PVPerfState *s, const PVPerfArgs *a)
         trace_pvperf_set_page(v, 0);
         return PVPERF_ST_OK;
     }
+    old = vc->page;
+    old_unwritable = vc->page_unwritable;
     vc->page = gpa;
     vc->page_unwritable = false;
     r = pvperf_write_page(s, vc);
     if (r != MEMTX_OK) {
+        /*
+         * Not reached while pvperf_page_target() checked plain RAM in
+         * this same BQL section; if it were, the device stays as it was,
+         * its earlier page registered
+         */
         pvperf_dma_failed(vc, r);
-        vc->page = 0;
+        vc->page = old;
+        vc->page_unwritable = old_unwritable;
         return PVPERF_ST_BAD_ADDRESS;
     }
     trace_pvperf_set_page(v, gpa);
@@ -1798,7 +1807,6 @@ static uint32_t pvperf_entry_cost(PVPerfState *s, uint32_t cmd,
     case PVPERF_CMD_ENABLE:
     case PVPERF_CMD_DISABLE:
     case PVPERF_CMD_READ:
-    case PVPERF_CMD_ACK_OVERFLOW:
         return MAX(ctpop64(a->mask), 1);
     case PVPERF_CMD_SET_PAGE:
         return s->slots_per_vcpu;
