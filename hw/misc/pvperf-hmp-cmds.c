@@ -66,10 +66,13 @@ static void hmp_pvperf_stats(Monitor *mon, const PvperfStats *st)
     if (st->rates) {
         const PvperfRates *r = st->rates;
 
-        monitor_printf(mon, "  now (%.1f s since the last query): %.0f exits, "
-                       "%.0f commands, %.0f overflows, %.0f interrupts per "
-                       "second\n", r->interval_ms / 1000.0, r->exits,
-                       r->commands, r->overflows, r->interrupts);
+        g_autofree char *now = g_strdup_printf(
+            "now (%.1f s since the last query): %.0f exits, %.0f commands, "
+            "%.0f overflows, %.0f interrupts per second",
+            r->interval_ms / 1000.0, r->exits, r->commands, r->overflows,
+            r->interrupts);
+
+        hmp_pvperf_wrap(mon, 2, now);
     }
     if (st->overflows || st->throttles) {
         monitor_printf(mon, "  sampling: %" PRIu64 " overflows, %" PRIu64
@@ -125,9 +128,17 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
                    "name", "kind", "type", "config", "unit", "status");
     for (e = info->catalog; e; e = e->next) {
         const PvperfCatalogEntry *c = e->value;
+        const char *name = c->name;
+        char idx[12];
 
-        monitor_printf(mon, "    %-3u %-24s %-10s %4u 0x%-16" PRIx64 " %-4s %s\n",
-                       c->index, c->name, PvperfEventKind_str(c->kind),
+        snprintf(idx, sizeof(idx), "%u", c->index);
+        if (strlen(name) > 24) {    /* a long name on a line of its own */
+            monitor_printf(mon, "    %-3s %s\n", idx, name);
+            idx[0] = '\0';
+            name = "";
+        }
+        monitor_printf(mon, "    %-3s %-24s %-10s %4u 0x%-16" PRIx64 " %-4s %s\n",
+                       idx, name, PvperfEventKind_str(c->kind),
                        c->perf_type, c->perf_config,
                        c->unit ? c->unit : "-",
                        c->available ? "available" : "unavailable:");
@@ -145,14 +156,19 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
     }
     for (sl = info->slots; sl; sl = sl->next) {
         const PvperfSlot *s = sl->value;
+        const char *name = s->event_name;
         char leader[16] = "-";
 
         if (s->has_leader) {
             snprintf(leader, sizeof(leader), "%u", s->leader);
         }
+        if (strlen(name) > 20) {    /* a long name on a line of its own */
+            monitor_printf(mon, "    %-4u %-4u %s\n", s->vcpu, s->slot, name);
+            name = "";
+        }
         monitor_printf(mon, "    %-4u %-4u %-20s %-6s %-7s %16" PRIu64
                        " %15" PRIu64 " %15" PRIu64 "\n",
-                       s->vcpu, s->slot, s->event_name, leader,
+                       s->vcpu, s->slot, name, leader,
                        s->enabled ? "yes" : "no", s->count, s->time_enabled,
                        s->time_running);
         if (s->has_last_errno) {
@@ -177,9 +193,11 @@ static void hmp_pvperf_one(Monitor *mon, const PvperfInfo *info)
         if (h->slot != UINT32_MAX) {      /* else: the vCPU's thread watch */
             snprintf(slot, sizeof(slot), " slot %u", h->slot);
         }
-        monitor_printf(mon, "  last host error: vCPU %u%s: %s: %s "
-                       "(errno %" PRId64 ")\n", h->vcpu, slot, h->operation,
-                       h->message, h->q_errno);
+        g_autofree char *text = g_strdup_printf(
+            "last host error: vCPU %u%s: %s: %s (errno %" PRId64 ")",
+            h->vcpu, slot, h->operation, h->message, h->q_errno);
+
+        hmp_pvperf_wrap(mon, 2, text);
     }
     hmp_pvperf_stats(mon, info->stats);
 }

@@ -3977,6 +3977,7 @@ static void test_migration_postcopy(void)
  */
 static void test_migration_unopenable(void)
 {
+    g_autofree char *hmp = NULL;
     g_autofree char *file = tmp_path("mig-emfile", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree char *dargs = g_strdup_printf("%s -S -incoming defer",
@@ -4032,6 +4033,15 @@ static void test_migration_unopenable(void)
     g_assert_nonnull(strstr(qdict_get_str(err, "operation"),
                             "perf_event_open"));
     qobject_unref(info);
+    /*
+     * HMP within 100 columns: the last host error ("... perf_event_open
+     * (its leader failed): Too many open files (errno 24)") was one line
+     * of 101
+     */
+    hmp = qtest_hmp(d.qts, "info pvperf");
+    g_test_message("info pvperf:\n%s", hmp);
+    g_assert_nonnull(strstr(hmp, "last host error"));
+    assert_width(hmp, 100);
     /* its commands say so; CLOSE and a new OPEN work */
     g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 1), ==,
                      PVPERF_ST_HOST_ERROR);
