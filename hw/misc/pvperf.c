@@ -1154,6 +1154,23 @@ static int pvperf_enable_each(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
  * The reason the first slot in @mask has no host event (that slot in
  * *@which), or 0
  */
+/* @mask and every slot of the groups its slots belong to */
+static uint64_t pvperf_groups_of(PVPerfVcpu *vc, uint64_t mask)
+{
+    uint64_t all = mask;
+
+    for (uint64_t m = mask; m; m &= m - 1) {
+        uint32_t n = ctz64(m);
+        uint32_t lead = pvperf_is_member(&vc->slot[n]) ? vc->slot[n].leader
+                                                      : n;
+
+        if (lead < PVPERF_SLOTS_MAX) {      /* checked at OPEN and load */
+            all |= (1ull << lead) | pvperf_members(vc, lead);
+        }
+    }
+    return all & vc->open;
+}
+
 static int pvperf_orphan_errno(PVPerfVcpu *vc, uint64_t mask, uint32_t *which)
 {
     for (uint64_t m = mask; m; m &= m - 1) {
@@ -1236,8 +1253,11 @@ static uint32_t pvperf_cmd_read(PVPerfState *s, const PVPerfArgs *a)
     }
     err = pvperf_read_slots(s, vc, mask, &failed);
     if (!err) {
-        /* a member without a host event here, its leader read fine */
-        err = pvperf_orphan_errno(vc, mask, &failed);
+        /*
+         * A slot of a group it read (READ of a slot reads its whole
+         * group) without a host event here, its leader read fine
+         */
+        err = pvperf_orphan_errno(vc, pvperf_groups_of(vc, mask), &failed);
     }
     return err ? pvperf_host_error(s, "read", vc->index, failed, err) :
                  PVPERF_ST_OK;

@@ -3975,6 +3975,60 @@ static void test_migration_postcopy(void)
  * with READ_ERROR and its last values; its member with it; query-pvperf
  * says why. The guest can close it and open it again.
  */
+/*
+ * A migrated group whose leader reopens and whose member cannot (one fd
+ * left): READ of the leader, which reads the whole group, fails with the
+ * member's errno, as ENABLE does; the previous device answered OK.
+ */
+static void test_migration_member_unopenable(void)
+{
+    g_autofree char *file = tmp_path("mig-member", "");
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *dargs = g_strdup_printf("%s -S -incoming defer",
+                                             spin_args());
+    struct rlimit old, low;
+    Fixture f, d;
+
+    fixture_start(&f, MIG_EVENTS, spin_args());
+    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(&f, 0, 1, MIG_CSW, 0, PVPERF_OPEN_ENABLED),
+                     ==, PVPERF_ST_OK);
+    migrate_to_file(&f, uri);
+
+    fixture_start(&d, MIG_EVENTS, dargs);
+    migrate_from_file(&d, uri);
+    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, NULL, &old),
+                    ==, 0);
+    low = (struct rlimit) {
+        .rlim_cur = lowest_free_fd(qtest_pid(d.qts)) + 1,   /* the leader */
+        .rlim_max = old.rlim_max,
+    };
+    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, &low, NULL),
+                    ==, 0);
+    qtest_qmp_assert_success(d.qts, "{'execute': 'cont'}");
+    settle(&d);
+    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, &old, NULL),
+                    ==, 0);
+    g_assert_cmphex(get_rec(&d, PAGE_GPA, 0).flags, ==,
+                    PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
+    g_assert_cmphex(get_rec(&d, PAGE_GPA, 1).flags, ==, PVPERF_SLOT_OPEN |
+                    PVPERF_SLOT_ENABLED | PVPERF_SLOT_READ_ERROR);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 1 << 0), ==,
+                     PVPERF_ST_HOST_ERROR);
+    g_assert_cmpuint(rd(&d, PVPERF_REG_HOST_ERRNO), ==, EMFILE);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 1 << 1), ==,
+                     PVPERF_ST_HOST_ERROR);
+    /* the leader alone again: it reads */
+    g_assert_cmpuint(close_slot(&d, 0, 1), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(mask_cmd(&d, PVPERF_CMD_READ, 0, 1 << 0), ==,
+                     PVPERF_ST_OK);
+    fixture_stop(&d);
+    fixture_stop(&f);
+    unlink(file);
+}
+
 static void test_migration_unopenable(void)
 {
     g_autofree char *hmp = NULL;
@@ -4288,6 +4342,8 @@ int main(int argc, char **argv)
     qtest_add_func("/pvperf/migration/postcopy-refused",
                    test_migration_postcopy);
     qtest_add_func("/pvperf/migration/unopenable", test_migration_unopenable);
+    qtest_add_func("/pvperf/migration/member-unopenable",
+                   test_migration_member_unopenable);
     qtest_add_func("/pvperf/migration/twice-paused",
                    test_migration_twice_paused);
     qtest_add_func("/pvperf/migration/period-left",
