@@ -3976,6 +3976,50 @@ static void test_migration_postcopy(void)
  * says why. The guest can close it and open it again.
  */
 /*
+ * Source @f: vCPU 0's group of task-clock (slot 0, leader) and
+ * context-switches (slot 1), enabled; migrated to @d, started with the
+ * destination's open-file limit at @spare fds above its lowest free one
+ * (0: no new fd opens; not below the fds the main loop polls, where
+ * poll(2) fails with EINVAL), then the limit is restored. Returns the
+ * leader's count as the source's save read it.
+ */
+static uint64_t migrate_group_fd_limited(Fixture *f, Fixture *d,
+                                         const char *uri, int spare)
+{
+    g_autofree char *dargs = g_strdup_printf("%s -S -incoming defer",
+                                             spin_args());
+    struct rlimit old, low;
+    uint64_t count;
+
+    fixture_start(f, MIG_EVENTS, spin_args());
+    g_assert_cmpuint(set_page(f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
+                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
+    g_assert_cmpuint(open_slot(f, 0, 1, MIG_CSW, 0, PVPERF_OPEN_ENABLED),
+                     ==, PVPERF_ST_OK);
+    g_usleep(50 * 1000);
+    migrate_to_file(f, uri);
+    /* the values its save read, which the destination keeps */
+    count = slot_count(f, 0, 0);
+
+    fixture_start(d, MIG_EVENTS, dargs);
+    migrate_from_file(d, uri);
+    g_assert_cmpint(prlimit(qtest_pid(d->qts), RLIMIT_NOFILE, NULL, &old),
+                    ==, 0);
+    low = (struct rlimit) {
+        .rlim_cur = lowest_free_fd(qtest_pid(d->qts)) + spare,
+        .rlim_max = old.rlim_max,
+    };
+    g_assert_cmpint(prlimit(qtest_pid(d->qts), RLIMIT_NOFILE, &low, NULL),
+                    ==, 0);
+    qtest_qmp_assert_success(d->qts, "{'execute': 'cont'}");
+    settle(d);
+    g_assert_cmpint(prlimit(qtest_pid(d->qts), RLIMIT_NOFILE, &old, NULL),
+                    ==, 0);
+    return count;
+}
+
+/*
  * A migrated group whose leader reopens and whose member cannot (one fd
  * left): READ of the leader, which reads the whole group, fails with the
  * member's errno, as ENABLE does; the previous device answered OK.
@@ -3984,33 +4028,9 @@ static void test_migration_member_unopenable(void)
 {
     g_autofree char *file = tmp_path("mig-member", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
-    g_autofree char *dargs = g_strdup_printf("%s -S -incoming defer",
-                                             spin_args());
-    struct rlimit old, low;
     Fixture f, d;
 
-    fixture_start(&f, MIG_EVENTS, spin_args());
-    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
-    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
-                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
-    g_assert_cmpuint(open_slot(&f, 0, 1, MIG_CSW, 0, PVPERF_OPEN_ENABLED),
-                     ==, PVPERF_ST_OK);
-    migrate_to_file(&f, uri);
-
-    fixture_start(&d, MIG_EVENTS, dargs);
-    migrate_from_file(&d, uri);
-    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, NULL, &old),
-                    ==, 0);
-    low = (struct rlimit) {
-        .rlim_cur = lowest_free_fd(qtest_pid(d.qts)) + 1,   /* the leader */
-        .rlim_max = old.rlim_max,
-    };
-    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, &low, NULL),
-                    ==, 0);
-    qtest_qmp_assert_success(d.qts, "{'execute': 'cont'}");
-    settle(&d);
-    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, &old, NULL),
-                    ==, 0);
+    migrate_group_fd_limited(&f, &d, uri, 1);      /* the leader's */
     g_assert_cmphex(get_rec(&d, PAGE_GPA, 0).flags, ==,
                     PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED);
     g_assert_cmphex(get_rec(&d, PAGE_GPA, 1).flags, ==, PVPERF_SLOT_OPEN |
@@ -4034,43 +4054,11 @@ static void test_migration_unopenable(void)
     g_autofree char *hmp = NULL;
     g_autofree char *file = tmp_path("mig-emfile", "");
     g_autofree char *uri = g_strdup_printf("file:%s", file);
-    g_autofree char *dargs = g_strdup_printf("%s -S -incoming defer",
-                                             spin_args());
-    struct rlimit old, low;
     Fixture f, d;
     Rec src0, dst;
     QDict *info, *err;
 
-    fixture_start(&f, MIG_EVENTS, spin_args());
-    g_assert_cmpuint(set_page(&f, 0, PAGE_GPA), ==, PVPERF_ST_OK);
-    g_assert_cmpuint(open_slot(&f, 0, 0, EV_TASK_CLOCK, PVPERF_NO_GROUP,
-                               PVPERF_OPEN_ENABLED), ==, PVPERF_ST_OK);
-    g_assert_cmpuint(open_slot(&f, 0, 1, MIG_CSW, 0, PVPERF_OPEN_ENABLED),
-                     ==, PVPERF_ST_OK);
-    g_usleep(50 * 1000);
-    migrate_to_file(&f, uri);
-    /* the values its save read, which the destination keeps */
-    src0.count = slot_count(&f, 0, 0);
-
-    fixture_start(&d, MIG_EVENTS, dargs);
-    migrate_from_file(&d, uri);
-    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, NULL, &old),
-                    ==, 0);
-    /*
-     * below the lowest free fd, so no new one opens; not below the fds
-     * the main loop polls (poll(2) then fails with EINVAL)
-     */
-    low = (struct rlimit) {
-        .rlim_cur = lowest_free_fd(qtest_pid(d.qts)),
-        .rlim_max = old.rlim_max,
-    };
-    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, &low, NULL),
-                    ==, 0);
-    qtest_qmp_assert_success(d.qts, "{'execute': 'cont'}");
-    settle(&d);
-    g_assert_cmpint(prlimit(qtest_pid(d.qts), RLIMIT_NOFILE, &old, NULL),
-                    ==, 0);
-
+    src0.count = migrate_group_fd_limited(&f, &d, uri, 0);
     dst = get_rec(&d, PAGE_GPA, 0);
     g_assert_cmphex(dst.flags, ==, PVPERF_SLOT_OPEN | PVPERF_SLOT_ENABLED |
                     PVPERF_SLOT_READ_ERROR);
