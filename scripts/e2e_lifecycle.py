@@ -574,14 +574,20 @@ def check_groups(r, g, pre, marks):
         try:
             return float(vals.get(k, ""))
         except ValueError:
-            return 0
-    # task-clock in msec (its sysfs .unit)
-    tc, cs = num("pvperf/task-clock/"), num("pvperf/context-switches/")
-    r.check(pre + "group/per-task", rc == "0" and tc > 100 and cs >= 30,
+            return None     # <not counted>, <not supported>, missing
+    # task-clock in msec (its sysfs .unit); context-switches and page
+    # faults are the vCPU thread's on the host while the task runs: how
+    # many the host makes is its business (13 to 78 seen), but with 30
+    # sleeps and wakeups (each waits for QEMU's lock) never none, and
+    # every member has a count
+    tc, cs, pf = (num("pvperf/%s/" % e) for e in
+                  ("task-clock", "context-switches", "page-faults"))
+    r.check(pre + "group/per-task", rc == "0" and tc is not None and
+            tc > 100 and cs is not None and cs >= 1 and pf is not None,
             "per-task perf stat of a group of 3 over 30 sleeps and 0.2 s "
-            "of work: task-clock %.2f msec (want > 100), context-switches "
-            "%d (want >= 30), rc=%s %s" % (tc, cs, rc, lines[-4:]
-                                           if rc != "0" else ""))
+            "of work: task-clock %s msec (want > 100), context-switches "
+            "%s (want >= 1), page-faults %s, rc=%s %s" % (
+                tc, cs, pf, rc, lines[-4:] if rc != "0" else ""))
     _, rc = g.section("group-rec")
     n = "".join(g.section("group-rec-n")[0]).strip()
     r.check(pre + "group/record-leader-samples", rc == "0" and
