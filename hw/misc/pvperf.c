@@ -1096,7 +1096,7 @@ static int pvperf_read_group(PVPerfVcpu *vc, uint32_t lead,
  * Returns 0 or the first errno, with the leader it came from in *@failed.
  */
 static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
-                             uint32_t *failed)
+                             uint32_t *failed, uint64_t *groups)
 {
     uint64_t leaders = 0, touched = 0;
     int first_err = 0;
@@ -1115,6 +1115,9 @@ static int pvperf_read_slots(PVPerfState *s, PVPerfVcpu *vc, uint64_t mask,
         }
     }
     pvperf_write_records(s, vc, touched);
+    if (groups) {
+        *groups = touched;      /* every slot of the groups it read */
+    }
     return first_err;
 }
 
@@ -1154,23 +1157,6 @@ static int pvperf_enable_each(PVPerfState *s, PVPerfVcpu *vc, uint32_t n,
  * The reason the first slot in @mask has no host event (that slot in
  * *@which), or 0
  */
-/* @mask and every slot of the groups its slots belong to */
-static uint64_t pvperf_groups_of(PVPerfVcpu *vc, uint64_t mask)
-{
-    uint64_t all = mask;
-
-    for (uint64_t m = mask; m; m &= m - 1) {
-        uint32_t n = ctz64(m);
-        uint32_t lead = pvperf_is_member(&vc->slot[n]) ? vc->slot[n].leader
-                                                      : n;
-
-        if (lead < PVPERF_SLOTS_MAX) {      /* checked at OPEN and load */
-            all |= (1ull << lead) | pvperf_members(vc, lead);
-        }
-    }
-    return all & vc->open;
-}
-
 static int pvperf_orphan_errno(PVPerfVcpu *vc, uint64_t mask, uint32_t *which)
 {
     for (uint64_t m = mask; m; m &= m - 1) {
@@ -1226,14 +1212,14 @@ static uint32_t pvperf_cmd_enable(PVPerfState *s, const PVPerfArgs *a,
     if (vc->page && touched) {
         uint32_t failed;
 
-        pvperf_read_slots(s, vc, touched, &failed);
+        pvperf_read_slots(s, vc, touched, &failed, NULL);
     }
     return st;
 }
 
 static uint32_t pvperf_cmd_read(PVPerfState *s, const PVPerfArgs *a)
 {
-    uint64_t mask;
+    uint64_t mask, groups;
     uint32_t st, failed = 0;
     PVPerfVcpu *vc;
     int err;
@@ -1251,13 +1237,13 @@ static uint32_t pvperf_cmd_read(PVPerfState *s, const PVPerfArgs *a)
     if (st) {
         return st;
     }
-    err = pvperf_read_slots(s, vc, mask, &failed);
+    err = pvperf_read_slots(s, vc, mask, &failed, &groups);
     if (!err) {
         /*
          * A slot of a group it read (READ of a slot reads its whole
          * group) without a host event here, its leader read fine
          */
-        err = pvperf_orphan_errno(vc, pvperf_groups_of(vc, mask), &failed);
+        err = pvperf_orphan_errno(vc, groups, &failed);
     }
     return err ? pvperf_host_error(s, "read", vc->index, failed, err) :
                  PVPERF_ST_OK;
@@ -1304,7 +1290,7 @@ static void pvperf_refresh_bh(void *opaque)
         if (!enabled || pvperf_page_ready(s, vc)) {
             continue;
         }
-        err = pvperf_read_slots(s, vc, enabled, &failed);
+        err = pvperf_read_slots(s, vc, enabled, &failed, NULL);
         if (err) {
             /* not the guest's command: STATUS/HOST_ERRNO stay as they are */
             pvperf_note_host_error(s, "read", v, failed, err);
